@@ -1,0 +1,77 @@
+# One entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+UV_VERSION := 0.13.9
+REQUIREMENTS := requirements-api.txt requirements-train.txt requirements-dev.txt
+FEAST := $(BIN)/feast -c feature_repo
+# dvc.yaml commands say `python`: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: help install demo test test-fast lint format data features train serve audit bench loadtest k8s-validate clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, got {sys.version}"'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(PY) --quiet --compile-bytecode $(addprefix -r ,$(REQUIREMENTS))
+	$(BIN)/uv pip install --python $(PY) --quiet --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv (Python 3.11) with the pinned api + train + dev requirements (idempotent)
+
+data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data.dvc already matches, and track them with DVC
+	$(PY) -m training.datasets sync
+
+features: data ## Build feature tables, `feast apply` and `feast materialize-incremental` (through dvc repro)
+	$(BIN)/dvc repro materialize
+
+demo: features ## Main job: install, data, features, then print the summary
+	$(PY) -m training.summary
+
+test: install ## Run the test suite (slow end-to-end tests included)
+	$(BIN)/pytest
+
+test-fast: install ## Run the tests without the slow ones
+	$(BIN)/pytest -m "not slow"
+
+lint: install ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+train: ## Train the ensemble (issue #3)
+	@echo "make train: the training pipeline is not built yet (issue #3)" >&2; exit 1
+
+serve: ## Start the scoring service (issue #4)
+	@echo "make serve: the scoring service is not built yet (issue #4)" >&2; exit 1
+
+audit: ## SHAP, fairness, drift and poisoning report (issue #6)
+	@echo "make audit: the audit report is not built yet (issue #6)" >&2; exit 1
+
+bench: ## Benchmark harness writing BENCHMARKS.md (issue #7)
+	@echo "make bench: the benchmark harness is not built yet (issue #7)" >&2; exit 1
+
+loadtest: ## Locust load test against a local server (issue #4)
+	@echo "make loadtest: the load test needs the scoring service (issue #4)" >&2; exit 1
+
+k8s-validate: ## Render and validate the Kubernetes manifests offline (issue #5)
+	@echo "make k8s-validate: the Kubernetes manifests are not built yet (issue #5)" >&2; exit 1
+
+clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
+	rm -rf feature_repo/data build reports .pytest_cache .mypy_cache .ruff_cache

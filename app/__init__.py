@@ -1,0 +1,1 @@
+"""The real-time scoring service (FastAPI). Built in issue #4; empty until then."""
