@@ -1,0 +1,1 @@
+"""Feast feature repository and the request-time feature definitions shared with serving."""

@@ -1,0 +1,1 @@
+"""Pipeline stages: data generation and checks, features, materialization, drift (training follows)."""
