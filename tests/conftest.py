@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny params, one tiny dataset, one materialized Feast repo per session."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from feature_repo.feast_runtime import import_feast
+
+import_feast()  # before anything imports Feast: skips typeguard's import-time rewrite
+
+from training.datasets import build  # noqa: E402
+from training.features import FeatureConfig, compute_feature_tables, load_transactions  # noqa: E402
+from training.params import load_params  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "simulate": {
+        "n_customers": 150,
+        "n_terminals": 300,
+        "v0_days": 60,
+        "v1_days": 20,
+        "nearby_terminals": 10,
+    },
+    "split": {"burn_in_days": 7, "train_days": 25, "val_days": 10, "gap_days": 7, "test_days": 11},
+}
+
+
+def tiny_params_dict() -> dict[str, Any]:
+    """The project's params.yaml scaled down to a few thousand rows."""
+    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
+    for section, values in TINY.items():
+        params[section].update(values)
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> dict[str, Any]:
+    return tiny_params_dict()
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_params: dict[str, Any]) -> Path:
+    """A tiny ``data/`` directory built by the real generator (read-only for tests)."""
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    build(tiny_params, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stream(tiny_data: Path) -> pd.DataFrame:
+    return load_transactions(tiny_data)
+
+
+@pytest.fixture(scope="session")
+def feature_config(tiny_params: dict[str, Any]) -> FeatureConfig:
+    return FeatureConfig(**tiny_params["features"])
+
+
+@pytest.fixture(scope="session")
+def tiny_tables(
+    tiny_stream: pd.DataFrame, feature_config: FeatureConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return compute_feature_tables(tiny_stream, feature_config)
+
+
+@pytest.fixture(scope="session")
+def feast_repo(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_tables: tuple[pd.DataFrame, pd.DataFrame],
+    tiny_params: dict[str, Any],
+) -> Path:
+    """A copy of feature_repo/ with the tiny tables, applied and materialized by the real stage."""
+    from training.materialize import materialize
+
+    repo = tmp_path_factory.mktemp("feast") / "feature_repo"
+    repo.mkdir()
+    for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
+        shutil.copy(ROOT / "feature_repo" / name, repo / name)
+    (repo / "data").mkdir()
+    customers, terminals = tiny_tables
+    customers.to_parquet(repo / "data/customer_features.parquet", index=False)
+    terminals.to_parquet(repo / "data/terminal_features.parquet", index=False)
+    materialize(repo, tiny_params["materialize"]["feature_service"])
+    return repo

@@ -1,0 +1,100 @@
+"""DVC on tiny data in a temporary copy: ``make data``'s sync, ``dvc repro``, push and pull."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_params_dict
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COPIED = (
+    "training",
+    "feature_repo/definitions.py",
+    "feature_repo/request_features.py",
+    "feature_repo/feast_runtime.py",
+    "feature_repo/__init__.py",
+    "feature_repo/feature_store.yaml",
+    "feature_repo/.feastignore",
+    "dvc.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+)
+
+
+def _run(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC project copy with tiny params and its own local remote."""
+    root = tmp_path_factory.mktemp("dvc") / "project"
+    for name in COPIED:
+        source, target = ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    _run(root, "git", "init", "-q")
+    _run(
+        root,
+        sys.executable,
+        "-m",
+        "dvc",
+        "remote",
+        "add",
+        "-f",
+        "-d",
+        "local",
+        str(root.parent / "remote"),
+    )
+    return root
+
+
+def test_sync_builds_tracks_and_pushes(project: Path) -> None:
+    out = _run(project, sys.executable, "-m", "training.datasets", "sync")
+    assert "built and tracked in data.dvc" in out
+    assert (project / "data.dvc").exists()
+    assert "up to date" in _run(project, sys.executable, "-m", "training.datasets", "sync")
+
+
+def test_repro_runs_data_features_and_materialize(project: Path) -> None:
+    _run(project, sys.executable, "-m", "dvc", "repro")
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"data", "features", "materialize"}
+    assert (project / "metrics/data.json").exists()
+    assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
+    assert "Data and pipelines are up to date" in _run(
+        project, sys.executable, "-m", "dvc", "status"
+    )
+
+
+def test_pull_restores_the_exact_data(project: Path) -> None:
+    tracked = (project / "data.dvc").read_text()
+    shutil.rmtree(project / "data")
+    shutil.rmtree(project / ".dvc/cache")
+    _run(project, sys.executable, "-m", "dvc", "pull", "data.dvc")
+    out = _run(project, sys.executable, "-m", "training.datasets", "sync")
+    assert "up to date" in out
+    assert (project / "data.dvc").read_text() == tracked
+
+
+def test_sync_pulls_when_data_is_missing(project: Path) -> None:
+    shutil.rmtree(project / "data")
+    assert "pulled from the DVC remote" in _run(
+        project, sys.executable, "-m", "training.datasets", "sync"
+    )
