@@ -36,6 +36,7 @@ data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data
 
 features: data ## Build feature tables, `feast apply` and `feast materialize-incremental` (through dvc repro)
 	$(BIN)/dvc repro materialize
+	@test -s feature_repo/data/online_store.db || $(BIN)/dvc repro --force --single-item materialize
 
 demo: features ## Main job: install, data, features, then print the summary
 	$(PY) -m training.summary

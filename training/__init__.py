@@ -1,1 +1,1 @@
-"""Pipeline stages: data generation and checks, features, materialization, drift (training follows)."""
+"""Pipeline stages: datasets and checks, features, materialization, drift (training follows)."""

@@ -3,15 +3,17 @@
 Registers the definitions in ``feature_repo/`` and loads the newest snapshot of every
 customer and terminal into the online store. The simulated data lives in the past, and a
 first ``materialize-incremental`` would start at *now* minus the TTL and find nothing, so
-a fresh online store is first backfilled over one TTL before the end of the feature
-tables (``feast materialize START END``); ``materialize-incremental END`` then records
-the watermark, as the daily CronJob does in production. Parameters in ``params.yaml``
+the stage first loads the last TTL before the end of the feature tables with
+``feast materialize START END`` (an idempotent upsert of one snapshot per entity, so it
+also rebuilds a deleted online store), then runs ``materialize-incremental END`` as the
+daily CronJob does in production. Parameters in ``params.yaml``
 section ``materialize``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ import pandas as pd
 from training.params import load_params
 
 SNAPSHOT_TABLES = ("customer_features.parquet", "terminal_features.parquet")
+LOCAL_STATE = ("registry.db", "online_store.db")
 
 
 SNAPSHOT_TTL = pd.Timedelta(days=2)  # = feature_repo/definitions.py SNAPSHOT_TTL
@@ -40,13 +43,30 @@ def materialization_end(repo: Path) -> pd.Timestamp:
     return pd.Timestamp(max(ends)) + pd.Timedelta(seconds=1)
 
 
+def loaded_entities(repo: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, int]:
+    """Entities with a snapshot in ``[start, end)``: what the backfill puts online."""
+    counts = {}
+    for table in SNAPSHOT_TABLES:
+        frame = pd.read_parquet(repo / "data" / table)
+        key = frame.columns[0]
+        window = frame[(frame.event_timestamp >= start) & (frame.event_timestamp < end)]
+        counts[table.removesuffix(".parquet")] = int(window[key].nunique())
+    return counts
+
+
 def run(command: list[str]) -> None:
     print("$ " + " ".join(command), flush=True)
     subprocess.run(command, check=True)
 
 
 def materialize(repo: Path, feature_service: str) -> pd.Timestamp:
-    """Apply the repo, check the feature service exists, materialize; returns the end time."""
+    """Rebuild the local registry and online store from the definitions; returns the end time.
+
+    Both SQLite files are derived state: starting from scratch keeps them consistent
+    (``feast apply`` on an unchanged registry would not recreate a deleted online store).
+    """
+    for derived in LOCAL_STATE:
+        (repo / "data" / derived).unlink(missing_ok=True)
     run([*feast_cli(repo), "apply"])
     services = subprocess.run(
         [*feast_cli(repo), "feature-services", "list"],
@@ -58,24 +78,10 @@ def materialize(repo: Path, feature_service: str) -> pd.Timestamp:
         raise SystemExit(f"materialize: feature service {feature_service!r} not registered")
     end = materialization_end(repo)
     stamp = "%Y-%m-%dT%H:%M:%S"
-    if not (repo / "data" / "online_store.db").exists() or _never_materialized(repo):
-        run(
-            [
-                *feast_cli(repo),
-                "materialize",
-                (end - SNAPSHOT_TTL).strftime(stamp),
-                end.strftime(stamp),
-            ]
-        )
+    backfill = [(end - SNAPSHOT_TTL).strftime(stamp), end.strftime(stamp)]
+    run([*feast_cli(repo), "materialize", *backfill])
     run([*feast_cli(repo), "materialize-incremental", end.strftime(stamp)])
     return end
-
-
-def _never_materialized(repo: Path) -> bool:
-    from feature_repo.feast_runtime import import_feast
-
-    store = import_feast().FeatureStore(repo_path=str(repo))
-    return any(view.most_recent_end_time is None for view in store.list_feature_views())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     service = load_params(args.params)["materialize"]["feature_service"]
     end = materialize(args.repo, service)
-    print(f"materialize: online store current up to {end.isoformat()}")
+    start = end - SNAPSHOT_TTL
+    record = {
+        "feature_service": service,
+        "backfill_start": start.isoformat(),
+        "end": end.isoformat(),
+        "entities": loaded_entities(args.repo, start, end),
+    }
+    (args.repo / "data" / "materialized.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"materialize: online store current up to {end.isoformat()}: {record['entities']}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -78,6 +79,9 @@ def test_repro_runs_data_features_and_materialize(project: Path) -> None:
     assert set(lock["stages"]) == {"data", "features", "materialize"}
     assert (project / "metrics/data.json").exists()
     assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
+    record = json.loads((project / "feature_repo/data/materialized.json").read_text())
+    assert record["feature_service"] == "fraud_detection_v1"
+    assert record["entities"]["customer_features"] > 0
     assert "Data and pipelines are up to date" in _run(
         project, sys.executable, "-m", "dvc", "status"
     )
@@ -98,3 +102,11 @@ def test_sync_pulls_when_data_is_missing(project: Path) -> None:
     assert "pulled from the DVC remote" in _run(
         project, sys.executable, "-m", "training.datasets", "sync"
     )
+
+
+def test_rerun_rebuilds_a_deleted_online_store_and_keeps_the_lock(project: Path) -> None:
+    lock = (project / "dvc.lock").read_text()
+    (project / "feature_repo/data/online_store.db").unlink()
+    _run(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "materialize")
+    assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
+    assert (project / "dvc.lock").read_text() == lock
