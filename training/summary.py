@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from feature_repo.feast_runtime import import_feast
+from feature_repo.online_request import online_request
 from training.datasets import read_manifest
 from training.split import PARTS
 
@@ -65,17 +66,7 @@ def lookup_section(repo: Path, data_dir: Path, service: str) -> str:
     last = pd.read_parquet(data_dir / "v1/transactions.parquet").iloc[-1]
     feast = import_feast()
     store = feast.FeatureStore(repo_path=str(repo))
-    request = {
-        "customer_id": last.customer_id,
-        "terminal_id": last.terminal_id,
-        "amount": float(last.amount),
-        "tx_epoch_seconds": int(last.timestamp.timestamp()),
-        "distance_from_home_km": float(last.distance_from_home_km),
-        "is_foreign": int(last.is_foreign),
-        "channel": last.channel,
-        "entry_mode": last.entry_mode,
-        "merchant_category": last.merchant_category,
-    }
+    request = online_request(last)
     features = store.get_feature_service(service)
     store.get_online_features(features=features, entity_rows=[request])  # warm caches
     started = time.perf_counter()

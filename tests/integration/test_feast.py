@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from feature_repo.feast_runtime import import_feast
+from feature_repo.online_request import online_request
 from feature_repo.request_features import REQUEST_FEATURES
 
 pytestmark = pytest.mark.integration
@@ -27,17 +28,7 @@ def store(feast_repo: Path) -> Any:
 
 
 def _request(tx: Any, **overrides: Any) -> dict[str, Any]:
-    row = {
-        "customer_id": tx.customer_id,
-        "terminal_id": tx.terminal_id,
-        "amount": float(tx.amount),
-        "tx_epoch_seconds": int(tx.timestamp.timestamp()),
-        "distance_from_home_km": float(tx.distance_from_home_km),
-        "is_foreign": int(tx.is_foreign),
-        "channel": tx.channel,
-        "entry_mode": tx.entry_mode,
-        "merchant_category": tx.merchant_category,
-    }
+    row = online_request(tx)
     row.update(overrides)
     return row
 
