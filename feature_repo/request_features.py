@@ -17,22 +17,8 @@ from typing import Any
 
 import numpy as np
 
-CHANNELS: tuple[str, ...] = ("in_person", "online")
-ENTRY_MODES: tuple[str, ...] = ("chip", "pin", "contactless", "swipe", "manual")
-MERCHANT_CATEGORIES: tuple[str, ...] = (
-    "grocery",
-    "restaurant",
-    "fuel",
-    "pharmacy",
-    "clothing",
-    "entertainment",
-    "electronics",
-    "jewelry",
-    "travel",
-    "online_retail",
-    "digital_goods",
-)
-UNKNOWN = "unknown"
+from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES, UNKNOWN
+
 
 # Request fields (Feast RequestSource "transaction_request") and their defaults when the
 # payment switch does not send them.
@@ -64,10 +50,10 @@ REQUEST_FEATURES: tuple[str, ...] = (
     "is_night",
     "is_weekend",
     "hour_deviation",
-    "distance_from_home_km",
+    "home_distance_km",
     "distance_to_usual_ratio",
     "is_online",
-    "is_foreign",
+    "is_cross_border",
     "is_manual_entry",
     "is_swipe_entry",
     "entry_mode_code",
@@ -77,6 +63,13 @@ REQUEST_FEATURES: tuple[str, ...] = (
 
 _SECONDS_PER_DAY = 86_400
 _EPOCH_THURSDAY = 3  # 1970-01-01 was a Thursday; Monday is weekday 0
+
+
+# Value of every batch feature for an entity the online store does not know (a new customer
+# or terminal: no history yet). Training imputes missing snapshots the same way.
+def new_entity_default(feature: str) -> float:
+    """Default of a customer or terminal batch feature when the entity has no snapshot."""
+    return NEW_CUSTOMER.get(feature, 0.0)
 
 
 def _codes(values: Any, vocabulary: tuple[str, ...]) -> np.ndarray:
@@ -135,10 +128,10 @@ def compute_request_features(columns: Mapping[str, Any]) -> dict[str, np.ndarray
         "is_night": (hour < 6.0).astype(np.float64),
         "is_weekend": (weekday >= 5).astype(np.float64),
         "hour_deviation": np.minimum(hour_gap, 24.0 - hour_gap),
-        "distance_from_home_km": distance,
+        "home_distance_km": distance,
         "distance_to_usual_ratio": distance / (customer["customer_avg_distance_30d"] + 1.0),
         "is_online": (_codes(channel, CHANNELS) == CHANNELS.index("online")).astype(np.float64),
-        "is_foreign": (
+        "is_cross_border": (
             _numeric(columns, "is_foreign", float(REQUEST_DEFAULTS["is_foreign"]), n) > 0
         ).astype(np.float64),
         "is_manual_entry": (entry_code == ENTRY_MODES.index("manual")).astype(np.float64),

@@ -40,7 +40,7 @@ GENERATOR_CODE = (
     "training/simulate.py",
     "training/poison.py",
     "training/split.py",
-    "feature_repo/request_features.py",
+    "feature_repo/vocabulary.py",
 )
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from feature_repo.request_features import ENTRY_MODES, MERCHANT_CATEGORIES
+from feature_repo.vocabulary import ENTRY_MODES, MERCHANT_CATEGORIES
 
 SECONDS_PER_DAY = 86_400
 AGE_BANDS = ("18-25", "26-40", "41-60", "61+")

@@ -1,0 +1,5 @@
+"""The ensemble scorer: one implementation, evaluated by training and run by the service.
+
+Nothing here imports TensorFlow: the autoencoder runs as NumPy matrix products on the
+weights exported from Keras, and the bundle is verified against its SHA-256 manifest.
+"""

@@ -1,0 +1,101 @@
+"""The autoencoder's forward pass in NumPy, and its input standardisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.services.scoring.arrays import FloatArray
+
+ACTIVATIONS = ("relu", "linear", "tanh")
+
+
+@dataclass(frozen=True)
+class DenseAutoencoder:
+    """Dense layers ``x @ W + b`` followed by their activation.
+
+    Keras computes in float32; the weights are Keras's float32 values, but the products run
+    in float64 so the only rounding left is Keras's own (parity within 1e-5).
+    """
+
+    weights: tuple[FloatArray, ...]
+    biases: tuple[FloatArray, ...]
+    activations: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(np.asarray(w, np.float64) for w in self.weights))
+        object.__setattr__(self, "biases", tuple(np.asarray(b, np.float64) for b in self.biases))
+        if not len(self.weights) == len(self.biases) == len(self.activations):
+            raise ValueError("weights, biases and activations differ in length")
+        unknown = set(self.activations) - set(ACTIVATIONS)
+        if unknown:
+            raise ValueError(f"unsupported activations: {sorted(unknown)}")
+        widths = [w.shape for w in self.weights]
+        for (_, out), (nxt, _) in zip(widths, widths[1:], strict=False):
+            if out != nxt:
+                raise ValueError(f"layer shapes do not chain: {widths}")
+        if widths[0][0] != widths[-1][1]:
+            raise ValueError("an autoencoder's output width must equal its input width")
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    def reconstruct(self, inputs: FloatArray) -> FloatArray:
+        """Reconstruction of standardised inputs (n x d)."""
+        h: FloatArray = np.asarray(inputs, dtype=np.float64)
+        for w, b, activation in zip(self.weights, self.biases, self.activations, strict=True):
+            h = h @ w
+            h += b
+            if activation == "relu":
+                np.maximum(h, 0.0, out=h)
+            elif activation == "tanh":
+                np.tanh(h, out=h)
+        return h
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Signed log then z-score: ``(sign(x) log1p|x| - mean) / scale``, fitted on legit rows."""
+
+    mean: FloatArray
+    scale: FloatArray
+
+    @staticmethod
+    def squash(values: FloatArray) -> FloatArray:
+        squashed: FloatArray = np.sign(values) * np.log1p(np.abs(values))
+        return squashed
+
+    @classmethod
+    def fit(cls, values: FloatArray) -> Standardizer:
+        squashed = cls.squash(np.asarray(values, dtype=np.float64))
+        scale = squashed.std(axis=0)
+        return cls(squashed.mean(axis=0), np.where(scale > 1e-9, scale, 1.0))
+
+    def transform(self, values: FloatArray) -> FloatArray:
+        out: FloatArray = (self.squash(values) - self.mean) / self.scale
+        return out
+
+
+@dataclass(frozen=True)
+class AnomalyNormalizer:
+    """Maps reconstruction error to [0, 1]: its quantile among legitimate validation traffic.
+
+    ``quantiles`` are the log errors of legitimate validation rows at evenly spaced levels;
+    a score of 0.99 means the transaction reconstructs worse than 99% of legitimate ones.
+    """
+
+    log_error_quantiles: FloatArray
+
+    @classmethod
+    def fit(cls, legit_errors: FloatArray, n_quantiles: int) -> AnomalyNormalizer:
+        levels = np.linspace(0.0, 1.0, n_quantiles)
+        logs = np.log(np.asarray(legit_errors, dtype=np.float64) + 1e-12)
+        return cls(np.quantile(logs, levels))
+
+    def score(self, errors: FloatArray) -> FloatArray:
+        q = self.log_error_quantiles
+        levels = np.linspace(0.0, 1.0, q.size)
+        scores: FloatArray = np.interp(np.log(errors + 1e-12), q, levels)
+        return scores

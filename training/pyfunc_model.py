@@ -1,0 +1,36 @@
+"""The bundle as an MLflow pyfunc model, so ``mlflow.pyfunc.load_model`` scores it too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc.model import PythonModel
+
+from app.services.scoring.bundle import load_bundle
+from app.services.scoring.scorer import EnsembleScorer
+
+BUNDLE_ARTIFACT = "bundle"
+
+
+class FraudEnsembleModel(PythonModel):
+    """Input: one column per bundle feature (NaN = missing). Output: the scores."""
+
+    def load_context(self, context: Any) -> None:
+        self.scorer = EnsembleScorer(load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT])))
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        raw = frame.reindex(columns=list(self.scorer.features)).to_numpy(dtype=np.float64)
+        batch = self.scorer.score(raw)
+        return pd.DataFrame(
+            {
+                "fraud_probability": batch.probability,
+                "risk_level": batch.risk_levels,
+                "decision": batch.decisions,
+                "ae_score": batch.ae_score,
+                "clf_score": batch.clf_score,
+            }
+        )
