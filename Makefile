@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install demo test test-fast lint format data features train serve audit bench loadtest k8s-validate clean
+.PHONY: help install demo test test-fast lint format data features train pipeline external serve audit bench loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ features: data ## Build feature tables, `feast apply` and `feast materialize-inc
 	$(BIN)/dvc repro materialize
 	@test -s feature_repo/data/online_store.db || $(BIN)/dvc repro --force --single-item materialize
 
-demo: features ## Main job: install, data, features, then print the summary
+demo: train ## Main job: install, data, features, train and evaluate, then print the summary
 	$(PY) -m training.summary
 
 test: install ## Run the test suite (slow end-to-end tests included)
@@ -56,8 +56,14 @@ format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-train: ## Train the ensemble (issue #3)
-	@echo "make train: the training pipeline is not built yet (issue #3)" >&2; exit 1
+train: features ## Training set, ensemble, evaluation on the time-later test set, MLflow registry (dvc repro evaluate)
+	$(BIN)/dvc repro evaluate
+
+pipeline: features ## The whole DVC pipeline, including the label-poisoning study (dvc repro)
+	$(BIN)/dvc repro
+
+external: install ## Train and evaluate on a public data set: make external SCHEMA=handbook DATA=file.csv.gz
+	$(PY) -m training.external --schema $(SCHEMA) --data $(DATA) --out metrics/external_$(SCHEMA).json
 
 serve: ## Start the scoring service (issue #4)
 	@echo "make serve: the scoring service is not built yet (issue #4)" >&2; exit 1
@@ -75,4 +81,4 @@ k8s-validate: ## Render and validate the Kubernetes manifests offline (issue #5)
 	@echo "make k8s-validate: the Kubernetes manifests are not built yet (issue #5)" >&2; exit 1
 
 clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
-	rm -rf feature_repo/data build reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf feature_repo/data artifacts models plots/*.png build reports .pytest_cache .mypy_cache .ruff_cache

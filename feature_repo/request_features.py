@@ -19,7 +19,6 @@ import numpy as np
 
 from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES, UNKNOWN
 
-
 # Request fields (Feast RequestSource "transaction_request") and their defaults when the
 # payment switch does not send them.
 REQUEST_DEFAULTS: dict[str, Any] = {

@@ -29,14 +29,26 @@ TINY = {
         "nearby_terminals": 10,
     },
     "split": {"burn_in_days": 7, "train_days": 25, "val_days": 10, "gap_days": 7, "test_days": 11},
+    "train": {
+        "autoencoder": {"max_epochs": 3, "batch_size": 256, "max_train_rows": 20000},
+        "classifier": {"max_rounds": 60, "early_stopping_rounds": 15, "min_child_samples": 10},
+    },
+    "poisoning": {"autoencoder_max_epochs": 2},
 }
+
+
+def _merge(target: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 def tiny_params_dict() -> dict[str, Any]:
     """The project's params.yaml scaled down to a few thousand rows."""
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
-    for section, values in TINY.items():
-        params[section].update(values)
+    _merge(params, copy.deepcopy(TINY))
     return params
 
 
@@ -89,3 +101,50 @@ def feast_repo(
     terminals.to_parquet(repo / "data/terminal_features.parquet", index=False)
     materialize(repo, tiny_params["materialize"]["feature_service"])
     return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_training_set(
+    tmp_path_factory: pytest.TempPathFactory,
+    feast_repo: Path,
+    tiny_data: Path,
+    tiny_params: dict[str, Any],
+) -> Path:
+    """The ``training_set`` stage's output for the tiny data, through the real Feast join."""
+    import json
+
+    from training.split import TimeSplit
+    from training.training_set import build_training_set, service_features, training_store
+
+    out = tmp_path_factory.mktemp("training_set")
+    store = training_store(feast_repo)
+    service = tiny_params["training_set"]["feature_service"]
+    split = TimeSplit.from_params(tiny_params)
+    for period in ("v0", "v1"):
+        transactions = pd.read_parquet(tiny_data / period / "transactions.parquet")
+        frame = build_training_set(store, feast_repo, transactions, service, split, period)
+        frame.to_parquet(out / f"{period}.parquet", index=False)
+    features = service_features(store, service)
+    (out / "features.json").write_text(json.dumps({"features": features}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_training_set: Path, tiny_params: dict[str, Any]) -> Any:
+    """The whole ensemble trained on the tiny training set (a few seconds)."""
+    from training.frames import load_parts
+    from training.train import TrainConfig, train_ensemble
+
+    features, parts = load_parts(tiny_training_set, "v0", ("train", "validation", "test"))
+    config = TrainConfig.from_params(tiny_params["train"])
+    # One thread: OpenMP spin-waits make LightGBM crawl on tiny data when cores are busy.
+    result = train_ensemble(
+        parts["train"],
+        parts["validation"],
+        features,
+        config,
+        threads=1,
+        metadata={"labels": "clean"},
+        log=lambda _: None,
+    )
+    return result, parts, features

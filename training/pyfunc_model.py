@@ -21,7 +21,8 @@ class FraudEnsembleModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self.scorer = EnsembleScorer(load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT])))
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        # No type hints: MLflow would derive a (wrong) signature from them.
         frame = pd.DataFrame(model_input)
         raw = frame.reindex(columns=list(self.scorer.features)).to_numpy(dtype=np.float64)
         batch = self.scorer.score(raw)

@@ -70,7 +70,8 @@ def log_model_version(
 
     model = FraudEnsembleModel()
     model.load_context(type("Context", (), {"artifacts": {BUNDLE_ARTIFACT: str(bundle_dir)}})())
-    signature = infer_signature(input_example, model.predict(None, input_example))
+    output = model.predict(None, input_example)  # type: ignore[no-untyped-call]
+    signature = infer_signature(input_example, output)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=model,

@@ -1,8 +1,9 @@
-"""The summary ``make demo`` ends with: datasets, fraud rates, and a live online lookup."""
+"""The summary ``make demo`` ends with: datasets, an online lookup, and the model scoring it."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ def dataset_section(manifest: dict[str, Any]) -> str:
     return _table(rows) + f"\n\nfraud by scenario (v0 + v1): {listing}"
 
 
-def lookup_section(repo: Path, data_dir: Path, service: str) -> str:
+def lookup_section(repo: Path, data_dir: Path, service: str) -> tuple[str, dict[str, Any]]:
     """Look up the newest transaction's customer and terminal in the online store."""
     last = pd.read_parquet(data_dir / "v1/transactions.parquet").iloc[-1]
     feast = import_feast()
@@ -79,7 +80,46 @@ def lookup_section(repo: Path, data_dir: Path, service: str) -> str:
         f"online lookup via {service} for customer {last.customer_id}, terminal "
         f"{last.terminal_id}, amount {last.amount:.2f} ({elapsed_ms:.1f} ms, SQLite online store)"
     )
-    return header + "\n" + _table([("feature", "value"), *shown])
+    return header + "\n" + _table([("feature", "value"), *shown]), values
+
+
+def model_section(bundle_dir: Path, metrics_path: Path, online: dict[str, Any]) -> str:
+    """The bundle's test-set metrics, and the online-looked-up transaction scored by it."""
+    import numpy as np
+
+    from app.services.scoring.bundle import BundleError, load_bundle
+    from app.services.scoring.scorer import EnsembleScorer
+
+    try:
+        bundle = load_bundle(bundle_dir)
+    except BundleError as exc:
+        return f"no model bundle ({exc}): run `make train`"
+    lines = [f"bundle {bundle.version} in {bundle_dir}, tiers {bundle.tiers.to_dict()}"]
+    if metrics_path.is_file():
+        test = json.loads(metrics_path.read_text())["test"]
+        lines.append(
+            f"time-later test set: AUPRC {test['auprc']:.4f}, ROC-AUC {test['roc_auc']:.4f}, "
+            f"precision {test['precision']:.3f} / recall {test['recall']:.3f} at the alert tier, "
+            f"card precision@{test['k']} {test['card_precision_at_k']:.3f}, "
+            f"cost saving {test['cost_saving']:.1%}, ECE {test['ece']:.4f}"
+        )
+    scorer = EnsembleScorer(bundle)
+    raw = np.array(
+        [[np.nan if online[f][0] is None else online[f][0] for f in bundle.features]],
+        dtype=np.float64,
+    )
+    batch = scorer.score(raw)
+    reasons = (
+        ", ".join(
+            f"{r.code} ({r.source} {r.contribution:+.3f})" for r in scorer.reasons(raw, batch)[0]
+        )
+        or "none"
+    )
+    lines.append(
+        f"that transaction: fraud_probability {batch.probability[0]:.4f}, "
+        f"{batch.risk_levels[0]} -> {batch.decisions[0]}; reasons: {reasons}"
+    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,12 +127,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--repo", type=Path, default=Path("feature_repo"))
     parser.add_argument("--feature-service", default="fraud_detection_v1")
+    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
     args = parser.parse_args(argv)
     manifest = read_manifest(args.data)
     if manifest is None:
         raise SystemExit("summary: no data/manifest.json: run `make data`")
     print("\n== Datasets (data/, tracked by data.dvc) ==\n" + dataset_section(manifest))
-    print("\n== Feast ==\n" + lookup_section(args.repo, args.data, args.feature_service))
+    lookup, values = lookup_section(args.repo, args.data, args.feature_service)
+    print("\n== Feast ==\n" + lookup)
+    print("\n== Model ==\n" + model_section(args.bundle, args.metrics, values))
 
 
 if __name__ == "__main__":

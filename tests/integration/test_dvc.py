@@ -16,7 +16,10 @@ from tests.conftest import ROOT, tiny_params_dict
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COPIED = (
+    "app",
     "training",
+    "feature_repo/vocabulary.py",
+    "feature_repo/online_request.py",
     "feature_repo/definitions.py",
     "feature_repo/request_features.py",
     "feature_repo/feast_runtime.py",
@@ -73,10 +76,27 @@ def test_sync_builds_tracks_and_pushes(project: Path) -> None:
     assert "up to date" in _run(project, sys.executable, "-m", "training.datasets", "sync")
 
 
-def test_repro_runs_data_features_and_materialize(project: Path) -> None:
+def test_repro_runs_the_whole_pipeline(project: Path) -> None:
     _run(project, sys.executable, "-m", "dvc", "repro")
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"data", "features", "materialize"}
+    assert set(lock["stages"]) == {
+        "data",
+        "features",
+        "materialize",
+        "training_set",
+        "train",
+        "evaluate",
+        "poisoning",
+    }
+    assert (project / "models/bundle/MANIFEST.json").exists()
+    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    assert 0.0 < evaluation["test"]["auprc"] <= 1.0
+    assert json.loads((project / "metrics/gate.json").read_text())["promoted"] is True
+    assert (project / "mlflow.db").stat().st_size > 0
+    poisoning = json.loads((project / "metrics/poisoning.json").read_text())
+    assert len(poisoning) == 14
+    for name in ("pr", "roc", "calibration"):
+        assert json.loads((project / f"plots/{name}.json").read_text())
     assert (project / "metrics/data.json").exists()
     assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
     record = json.loads((project / "feature_repo/data/materialized.json").read_text())

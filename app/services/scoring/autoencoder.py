@@ -9,6 +9,9 @@ import numpy as np
 from app.services.scoring.arrays import FloatArray
 
 ACTIVATIONS = ("relu", "linear", "tanh")
+# Standardised inputs are clipped to +-CLIP: six standard deviations is anomalous enough,
+# and bounded inputs keep float32 Keras and float64 NumPy within 1e-5 of each other.
+CLIP = 6.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class DenseAutoencoder:
 
 @dataclass(frozen=True)
 class Standardizer:
-    """Signed log then z-score: ``(sign(x) log1p|x| - mean) / scale``, fitted on legit rows."""
+    """Signed log, z-score, clip: ``(sign(x) log1p|x| - mean) / scale`` within +-CLIP."""
 
     mean: FloatArray
     scale: FloatArray
@@ -74,7 +77,7 @@ class Standardizer:
         return cls(squashed.mean(axis=0), np.where(scale > 1e-9, scale, 1.0))
 
     def transform(self, values: FloatArray) -> FloatArray:
-        out: FloatArray = (self.squash(values) - self.mean) / self.scale
+        out: FloatArray = np.clip((self.squash(values) - self.mean) / self.scale, -CLIP, CLIP)
         return out
 
 
