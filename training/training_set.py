@@ -127,29 +127,26 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     service_name = params["training_set"]["feature_service"]
     split = TimeSplit.from_params(params)
-    store = training_store(args.repo.resolve())
+    repo = args.repo.resolve()
+    store = training_store(repo)
+    features = service_features(store, service_name)
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"feature_service": service_name}
     for period in ("v0", "v1"):
         started = time.perf_counter()
         transactions = pd.read_parquet(args.data / period / "transactions.parquet")
-        frame = build_training_set(
-            store, args.repo.resolve(), transactions, service_name, split, period
-        )
+        frame = build_training_set(store, repo, transactions, service_name, split, period)
         frame.to_parquet(args.out / f"{period}.parquet", index=False)
         summary[period] = {
             "rows": len(frame),
-            "missing_feature_values": int(
-                frame[service_features(store, service_name)].isna().sum().sum()
-            ),
+            "missing_feature_values": int(frame[features].isna().sum().sum()),
         }
         print(
-            f"training_set: {period} {len(frame):,} rows x "
-            f"{len(service_features(store, service_name))} features "
+            f"training_set: {period} {len(frame):,} rows x {len(features)} features "
             f"in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
-    summary["features"] = service_features(store, service_name)
+    summary["features"] = features
     (args.out / "features.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
