@@ -1,0 +1,67 @@
+"""The service's settings: one pydantic-settings object, read once at start-up.
+
+No other module reads the environment. Values come from environment variables (names
+below, case-insensitive) or their defaults; API keys may also come from a mounted secret
+file (one key per line) so they can rotate without a restart of the deployment spec.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["local", "gke"]
+
+
+class Settings(BaseSettings):
+    """Every setting of the scoring service."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Environment = "local"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    debug: bool = False
+
+    bundle_uri: str = Field(
+        "models/bundle",
+        description="a bundle directory, or an MLflow URI such as models:/fraud-ensemble@champion",
+    )
+    feature_repo: Path = Path("feature_repo")
+    feature_store_yaml: str = "feature_store.yaml"
+    feature_timeout_ms: float = Field(50.0, gt=0, le=10_000)
+
+    max_body_bytes: int = Field(1_048_576, ge=1_024)
+    max_batch: int = Field(1_000, ge=1, le=10_000)
+
+    api_keys: SecretStr | None = Field(None, description="comma-separated API keys")
+    api_keys_file: Path | None = Field(None, description="a mounted secret: one key per line")
+
+    label_log: Path = Path("var/labels.sqlite")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """Every accepted API key (environment and secret file together)."""
+        keys: list[str] = []
+        if self.api_keys is not None:
+            keys += self.api_keys.get_secret_value().split(",")
+        if self.api_keys_file is not None and self.api_keys_file.is_file():
+            keys += self.api_keys_file.read_text().splitlines()
+        return tuple(k.strip() for k in keys if k.strip())
+
+    @model_validator(mode="after")
+    def _safe_outside_local(self) -> Settings:
+        if self.environment != "local":
+            if self.debug:
+                raise ValueError(f"debug must be off in the {self.environment} environment")
+            if not self.keys:
+                raise ValueError(
+                    f"the {self.environment} environment needs API keys (API_KEYS or API_KEYS_FILE)"
+                )
+        return self

@@ -1,0 +1,114 @@
+"""Request and response models of the scoring API, by direction (``*In`` / ``*Out``).
+
+Requests are strict: unknown fields, non-finite numbers, numbers sent as strings,
+timestamps without a time zone and identifiers outside ``[A-Za-z0-9_-]{1,64}`` are
+rejected. Optional context defaults to ``feature_repo.request_features.REQUEST_DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from app.services.scoring.decisions import Decision, RiskLevel
+from feature_repo.request_features import REQUEST_DEFAULTS
+from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+EntryMode = Literal[ENTRY_MODES]  # type: ignore[valid-type]
+MerchantCategory = Literal[MERCHANT_CATEGORIES]  # type: ignore[valid-type]
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
+
+
+class TransactionIn(BaseModel):
+    """One card transaction as the payment switch sends it."""
+
+    model_config = _STRICT
+
+    transaction_id: Identifier
+    customer_id: Identifier
+    terminal_id: Identifier
+    timestamp: AwareDatetime = Field(description="RFC 3339 with a time zone")
+    amount: float = Field(gt=0, le=1_000_000, description="in the card's currency")
+    merchant_category: MerchantCategory | None = Field(
+        None, description=f"default: {REQUEST_DEFAULTS['merchant_category']} (unknown)"
+    )
+    channel: Channel = REQUEST_DEFAULTS["channel"]
+    entry_mode: EntryMode = REQUEST_DEFAULTS["entry_mode"]
+    is_foreign: bool = bool(REQUEST_DEFAULTS["is_foreign"])
+    distance_from_home_km: float = Field(REQUEST_DEFAULTS["distance_from_home_km"], ge=0, le=20_050)
+
+    @field_validator("amount", "distance_from_home_km", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes | bool):
+            raise ValueError("must be a JSON number")
+        return value
+
+    @field_validator("is_foreign", mode="before")
+    @classmethod
+    def _booleans_are_booleans(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamps_are_strings(cls, value: Any) -> Any:
+        if not isinstance(value, str | datetime):
+            raise ValueError("must be an RFC 3339 string with a time zone")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        if value < EARLIEST or value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("must lie between 2000-01-01 and one day from now")
+        return value
+
+
+class BatchIn(BaseModel):
+    """Up to ``max_batch`` transactions scored with one online-feature call."""
+
+    model_config = _STRICT
+
+    transactions: list[TransactionIn] = Field(min_length=1, max_length=1_000)
+
+
+class ReasonOut(BaseModel):
+    code: str
+    feature: str
+    source: Literal["classifier", "autoencoder", "rules"]
+    contribution: float
+    value: float
+
+
+class ScoreOut(BaseModel):
+    """The answer for one transaction."""
+
+    transaction_id: str
+    fraud_probability: float = Field(ge=0, le=1)
+    risk_level: RiskLevel
+    decision: Decision
+    ae_score: float | None
+    clf_score: float | None
+    reasons: list[ReasonOut]
+    model_version: str
+    decision_source: Literal["model", "rules_fallback"]
+    degraded: list[str] = Field(description="features that were missing, stale or defaulted")
+    latency_ms: float

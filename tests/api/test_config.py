@@ -1,0 +1,53 @@
+"""Settings: defaults, environment overrides, keys from a secret file, unsafe values refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings
+
+
+def test_defaults_are_the_local_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ENVIRONMENT", "API_KEYS", "API_KEYS_FILE", "PORT", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.environment, settings.host, settings.port, settings.workers) == (
+        "local",
+        "127.0.0.1",
+        8000,
+        1,
+    )
+    assert settings.keys == ()
+    assert settings.max_body_bytes == 1_048_576
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("API_KEYS", " a-key , b-key ,")
+    settings = Settings()
+    assert settings.port == 9001
+    assert settings.keys == ("a-key", "b-key")
+    assert "a-key" not in repr(settings)
+
+
+def test_keys_from_a_mounted_file_and_gke_requires_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("API_KEYS", raising=False)
+    with pytest.raises(ValidationError, match="needs API keys"):
+        Settings(environment="gke")
+    secret = tmp_path / "keys"
+    secret.write_text("old-key\nnew-key\n")
+    settings = Settings(environment="gke", api_keys_file=secret)
+    assert settings.keys == ("old-key", "new-key")
+    with pytest.raises(ValidationError, match="debug"):
+        Settings(environment="gke", api_keys_file=secret, debug=True)
+
+
+@pytest.mark.parametrize("field,value", [("port", 0), ("workers", 0), ("environment", "prod")])
+def test_bad_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})
