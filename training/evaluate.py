@@ -106,7 +106,6 @@ def track(
     section = params["evaluate"]
     mlflow = registry.configure(section["experiment"])
     model_name = section["model_name"]
-    scorer = EnsembleScorer(bundle, available_cores())
     with mlflow.start_run(run_name=f"ensemble-{bundle.version}") as run:
         mlflow.set_tags(
             {
@@ -142,12 +141,12 @@ def track(
                 load_bundle(registry.download_bundle(mlflow, model_name, champion))
             )
             champion_auprc = m.ranking(test.y, old.score(test.x).probability)["auprc"]
-        challenger_auprc = m.ranking(test.y, scorer.score(test.x).probability)["auprc"]
+        # The challenger's test AUPRC is the one just measured: no second scoring pass.
         gate = registry.apply_gate(
             mlflow,
             model_name,
             version,
-            challenger_auprc,
+            results["test"]["auprc"],
             champion_auprc,
             section["gate_tolerance"],
         )

@@ -47,6 +47,7 @@ from training.features import (
     terminal_feature_names,
 )
 from training.frames import Frame, available_cores
+from training.materialize import SNAPSHOT_TTL
 from training.params import load_params
 
 SCHEMAS = ("ulb", "handbook")
@@ -64,7 +65,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"ulb": (), "handbook": ("TX_FRAUD_SCENARIO",)}
 ULB_ORIGIN = pd.Timestamp("2013-09-01", tz="UTC")
-FEAST_TTL = pd.Timedelta(days=2)
 VALIDATION_FRACTION = 0.2
 PARTS = ("train", "validation", "gap", "test")
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -151,7 +151,7 @@ def handbook_transactions(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def point_in_time_join(
-    transactions: pd.DataFrame, snapshots: pd.DataFrame, key: str, ttl: pd.Timedelta = FEAST_TTL
+    transactions: pd.DataFrame, snapshots: pd.DataFrame, key: str, ttl: pd.Timedelta = SNAPSHOT_TTL
 ) -> pd.DataFrame:
     """Snapshot columns of ``snapshots`` for every transaction, in the transactions' order.
 

@@ -33,11 +33,15 @@ def at_threshold(y: np.ndarray, alert: np.ndarray) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "alerts": int(alert.sum())}
 
 
+def _daily_top(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) -> pd.DataFrame:
+    """The ``k`` highest-scored rows of every day: the alerts a team reviews."""
+    frame = pd.DataFrame({"y": y, "score": score, "day": day})
+    return frame.sort_values("score", ascending=False, kind="stable").groupby("day").head(k)
+
+
 def precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) -> float:
     """Mean over days of the fraud share among the day's ``k`` highest scores."""
-    frame = pd.DataFrame({"y": y, "score": score, "day": day})
-    top = frame.sort_values("score", ascending=False, kind="stable").groupby("day").head(k)
-    return float(top.groupby("day")["y"].mean().mean())
+    return float(_daily_top(y, score, day, k).groupby("day")["y"].mean().mean())
 
 
 def card_precision_at_k(
@@ -54,9 +58,7 @@ def card_precision_at_k(
 
 def recall_at_budget(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) -> float:
     """Share of all fraud caught when analysts review the top ``k`` per day."""
-    frame = pd.DataFrame({"y": y, "score": score, "day": day})
-    top = frame.sort_values("score", ascending=False, kind="stable").groupby("day").head(k)
-    return float(top["y"].sum() / max(1, frame["y"].sum()))
+    return float(_daily_top(y, score, day, k)["y"].sum() / max(1, int(y.sum())))
 
 
 def expected_calibration_error(y: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
