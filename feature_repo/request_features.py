@@ -17,27 +17,30 @@ from typing import Any
 
 import numpy as np
 
-from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES, UNKNOWN
+from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
 
 # Request fields (Feast RequestSource "transaction_request") and their defaults when the
-# payment switch does not send them.
+# payment switch does not send them: the most common value of each. (An "unknown"
+# merchant category would be a code the model never saw in training.)
 REQUEST_DEFAULTS: dict[str, Any] = {
     "channel": "in_person",
     "entry_mode": "chip",
-    "merchant_category": UNKNOWN,
+    "merchant_category": "grocery",
     "is_foreign": 0,
     "distance_from_home_km": 0.0,
 }
 
 # Customer batch features the request-time features read, and the values used for a
-# customer the feature store does not know (no history yet).
+# customer the feature store does not know (no history yet): no transactions, and the
+# habits of a typical customer (medians of the v0 training set, rounded) rather than
+# zeros, so that a new card's first purchase is not read as "many times its average".
 NEW_CUSTOMER: dict[str, float] = {
     "customer_tx_count_30d": 0.0,
-    "customer_avg_amount_7d": 0.0,
-    "customer_avg_amount_30d": 0.0,
-    "customer_std_amount_30d": 0.0,
-    "customer_avg_distance_30d": 0.0,
-    "customer_usual_hour_30d": 12.0,
+    "customer_avg_amount_7d": 70.0,
+    "customer_avg_amount_30d": 70.0,
+    "customer_std_amount_30d": 65.0,
+    "customer_avg_distance_30d": 20.0,
+    "customer_usual_hour_30d": 13.0,
 }
 
 REQUEST_FEATURES: tuple[str, ...] = (

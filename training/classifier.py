@@ -40,6 +40,9 @@ class ClassifierConfig:
     lambda_l2: float = 1.0
     max_rounds: int = 1500
     early_stopping_rounds: int = 100
+    # Features whose increase may never lower the classifier's score (a business rule:
+    # a larger amount must not make a transaction look safer).
+    monotone_increasing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.imbalance) - set(IMBALANCE_METHODS)
@@ -141,6 +144,8 @@ def fit_classifier(
     elif method != "none":
         raise ValueError(f"unknown imbalance method {method!r}")
     names = feature_names or [f"f{i}" for i in range(x_train.shape[1])]
+    if set(config.monotone_increasing) & set(names):  # absent names (other schemas) are skipped
+        params["monotone_constraints"] = [int(n in config.monotone_increasing) for n in names]
     train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
     val_set = lgb.Dataset(x_val, label=y_val, reference=train_set)
     booster = lgb.train(

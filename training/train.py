@@ -73,6 +73,7 @@ class TrainConfig:
         ae["hidden_units"] = tuple(ae["hidden_units"])
         clf = dict(section["classifier"])
         clf["imbalance"] = tuple(clf["imbalance"])
+        clf["monotone_increasing"] = tuple(clf.get("monotone_increasing", ()))
         decision = section["decision"]
         return cls(
             seed=section["seed"],
