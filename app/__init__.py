@@ -1,1 +1,3 @@
-"""The real-time scoring service (FastAPI). Built in issue #4; empty until then."""
+"""The real-time scoring service: FastAPI app, API routes, settings and services."""
+
+__version__ = "0.4.0"

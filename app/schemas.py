@@ -53,6 +53,10 @@ class TransactionIn(BaseModel):
     is_foreign: bool = bool(REQUEST_DEFAULTS["is_foreign"])
     distance_from_home_km: float = Field(REQUEST_DEFAULTS["distance_from_home_km"], ge=0, le=20_050)
 
+    @property
+    def epoch_seconds(self) -> float:
+        return self.timestamp.timestamp()
+
     @field_validator("amount", "distance_from_home_km", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, value: Any) -> Any:
@@ -91,6 +95,9 @@ class BatchIn(BaseModel):
 
 
 class ReasonOut(BaseModel):
+    """One reason code: ``contribution`` is log-odds (classifier), a share of the
+    reconstruction error (autoencoder) or the rule's weight (rules)."""
+
     code: str
     feature: str
     source: Literal["classifier", "autoencoder", "rules"]
@@ -110,5 +117,91 @@ class ScoreOut(BaseModel):
     reasons: list[ReasonOut]
     model_version: str
     decision_source: Literal["model", "rules_fallback"]
-    degraded: list[str] = Field(description="features that were missing, stale or defaulted")
+    degraded: list[str] = Field(
+        description="why some features were not used as stored: '<view>:new_entity', "
+        "'<view>:stale', or 'feature_store:timeout|error|busy|unavailable'"
+    )
+    latency_ms: float = Field(description="server-side time from receipt to this answer")
+
+
+class BatchOut(BaseModel):
+    """Answers in the order of the request's transactions."""
+
+    results: list[ScoreOut]
+    count: int
+    model_version: str
     latency_ms: float
+
+
+FeedbackSource = Literal["chargeback", "analyst", "customer", "issuer"]
+
+
+class FeedbackIn(BaseModel):
+    """A confirmed label for a scored transaction."""
+
+    model_config = _STRICT
+
+    transaction_id: Identifier
+    is_fraud: bool
+    source: FeedbackSource = "chargeback"
+
+    @field_validator("is_fraud", mode="before")
+    @classmethod
+    def _booleans_are_booleans(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+
+class FeedbackOut(BaseModel):
+    transaction_id: str
+    is_fraud: bool
+    status: Literal["recorded", "duplicate", "conflict"] = Field(
+        description="recorded: new label; duplicate: same label again (no-op); "
+        "conflict: a different label was already recorded (kept for review, not applied)"
+    )
+
+
+class ComponentOut(BaseModel):
+    status: Literal["loaded", "fallback", "unavailable"]
+    detail: str | None = None
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "degraded", "not_ready"]
+    model: ComponentOut
+    feature_store: ComponentOut
+
+
+class HealthOut(BaseModel):
+    status: Literal["alive"]
+
+
+class ModelOut(BaseModel):
+    """What is scoring right now."""
+
+    version: str
+    decision_source: Literal["model", "rules_fallback"]
+    source: str = Field(description="the bundle location (path or MLflow URI)")
+    alias: str | None
+    registry_version: str | None
+    problem: str | None = Field(description="why the rules fallback is active, if it is")
+    feature_service: str
+    features: list[str]
+    thresholds: dict[str, float]
+    metrics: dict[str, Any] = Field(description="validation metrics recorded at training")
+    metadata: dict[str, Any]
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: list[FieldError]
+
+
+class ErrorOut(BaseModel):
+    detail: str

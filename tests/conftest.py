@@ -19,6 +19,7 @@ from training.features import FeatureConfig, compute_feature_tables, load_transa
 from training.params import load_params  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.serving"]
 
 TINY = {
     "simulate": {

@@ -24,26 +24,45 @@ class Settings(BaseSettings):
 
     environment: Environment = "local"
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
     debug: bool = False
 
     bundle_uri: str = Field(
-        "models/bundle",
+        default="models/bundle",
         description="a bundle directory, or an MLflow URI such as models:/fraud-ensemble@champion",
     )
+    mlflow_tracking_uri: str | None = Field(default=None, description="for models:/ bundle URIs")
     feature_repo: Path = Path("feature_repo")
     feature_store_yaml: str = "feature_store.yaml"
-    feature_timeout_ms: float = Field(50.0, gt=0, le=10_000)
+    feature_service: str = "fraud_detection_v1"
+    feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    reasons_top_k: int = Field(default=3, ge=0, le=20)
+    strict_readiness: bool = Field(
+        default=False,
+        description="/readyz answers 503 while scoring with rules or without features",
+    )
 
-    max_body_bytes: int = Field(1_048_576, ge=1_024)
-    max_batch: int = Field(1_000, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    max_batch: int = Field(
+        default=1_000, ge=1, le=1_000, description="may only lower the 1,000 cap"
+    )
 
-    api_keys: SecretStr | None = Field(None, description="comma-separated API keys")
-    api_keys_file: Path | None = Field(None, description="a mounted secret: one key per line")
+    api_keys: SecretStr | None = Field(default=None, description="comma-separated API keys")
+    api_keys_file: Path | None = Field(
+        default=None, description="a mounted secret: one key per line"
+    )
 
     label_log: Path = Path("var/labels.sqlite")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    pii_hash_key: SecretStr = Field(
+        default=SecretStr("local-demo-only"), description="HMAC key for customer ids in logs"
+    )
+
+    # OpenTelemetry: the standard variable names; the OTLP exporter reads its endpoint,
+    # headers and timeout from the other OTEL_EXPORTER_OTLP_* variables itself.
+    otel_traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_service_name: str = "fraud-scoring"
 
     @cached_property
     def keys(self) -> tuple[str, ...]:
@@ -60,6 +79,8 @@ class Settings(BaseSettings):
         if self.environment != "local":
             if self.debug:
                 raise ValueError(f"debug must be off in the {self.environment} environment")
+            if self.pii_hash_key.get_secret_value() == "local-demo-only":
+                raise ValueError(f"the {self.environment} environment needs PII_HASH_KEY")
             if not self.keys:
                 raise ValueError(
                     f"the {self.environment} environment needs API keys (API_KEYS or API_KEYS_FILE)"

@@ -37,14 +37,16 @@ def test_keys_from_a_mounted_file_and_gke_requires_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("API_KEYS", raising=False)
+    with pytest.raises(ValidationError, match="needs PII_HASH_KEY"):
+        Settings(environment="gke", api_keys="k")
     with pytest.raises(ValidationError, match="needs API keys"):
-        Settings(environment="gke")
+        Settings(environment="gke", pii_hash_key="pepper")
     secret = tmp_path / "keys"
     secret.write_text("old-key\nnew-key\n")
-    settings = Settings(environment="gke", api_keys_file=secret)
+    settings = Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper")
     assert settings.keys == ("old-key", "new-key")
     with pytest.raises(ValidationError, match="debug"):
-        Settings(environment="gke", api_keys_file=secret, debug=True)
+        Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper", debug=True)
 
 
 @pytest.mark.parametrize("field,value", [("port", 0), ("workers", 0), ("environment", "prod")])

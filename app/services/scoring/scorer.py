@@ -6,8 +6,10 @@ requests through the same class, so the two cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,7 +18,12 @@ from app.services.scoring.bundle import ModelBundle
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
 from app.services.scoring.fusion import sigmoid
 
-ReasonSource = Literal["classifier", "autoencoder"]
+ReasonSource = Literal["classifier", "autoencoder", "rules"]
+Stage = Callable[[str], AbstractContextManager[Any]]
+
+
+def no_stage(name: str) -> AbstractContextManager[Any]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -88,13 +95,16 @@ class EnsembleScorer:
         )
         return margin
 
-    def score(self, raw: FloatArray) -> ScoreBatch:
-        """Every score for a batch of transactions."""
+    def score(self, raw: FloatArray, stage: Stage = no_stage) -> ScoreBatch:
+        """Every score for a batch of transactions; ``stage(name)`` wraps the autoencoder
+        and the classifier (the service passes a tracing span)."""
         filled, missing = self.impute(raw)
-        feature_errors = self.autoencoder_errors(filled)
-        mean_error = feature_errors.mean(axis=1, dtype=np.float64)
-        ae_score = self.bundle.anomaly.score(mean_error)
-        margin = self.classifier_margin(filled)
+        with stage("autoencoder"):
+            feature_errors = self.autoencoder_errors(filled)
+            mean_error = feature_errors.mean(axis=1, dtype=np.float64)
+            ae_score = self.bundle.anomaly.score(mean_error)
+        with stage("classifier"):
+            margin = self.classifier_margin(filled)
         clf_score = sigmoid(margin)
         fused = self.bundle.fusion(ae_score, margin, mean_error)
         probability = self.bundle.calibrator(fused)

@@ -1,0 +1,25 @@
+"""``python -m app``: serve the API with uvicorn on the configured host, port and workers."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from app.core.config import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+if __name__ == "__main__":
+    main()

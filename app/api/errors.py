@@ -1,0 +1,94 @@
+"""Error responses: every bad request gets a clear 4xx that never echoes raw input.
+
+- 400 malformed JSON (or a body that is not UTF-8)
+- 401 missing or wrong API key
+- 413 body over ``max_body_bytes`` (checked by :mod:`app.api.middleware`)
+- 415 a content type other than JSON
+- 422 a well-formed body that breaks the schema: the location and a fixed message per
+  field, never the offending value (pydantic's ``input`` and ``ctx`` are dropped, and a
+  field name that is not a plain identifier is replaced)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.schemas import ErrorOut, ValidationErrorOut
+
+log = logging.getLogger(__name__)
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_MAX_MESSAGE = 200
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed JSON"},
+    401: {"model": ErrorOut, "description": "Missing or invalid API key"},
+    413: {"model": ErrorOut, "description": "Body over the size limit, or batch too large"},
+    415: {"model": ErrorOut, "description": "Content type is not application/json"},
+    422: {"model": ValidationErrorOut, "description": "The body breaks the schema"},
+}
+
+
+def _location(loc: tuple[Any, ...]) -> list[str | int]:
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+        elif isinstance(part, str) and _SAFE_KEY.match(part):
+            out.append(part)
+        else:
+            out.append("<unprintable key>")
+    return out
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors reduced to location, message and type."""
+    return [
+        {
+            "loc": _location(tuple(error.get("loc", ()))),
+            "msg": str(error.get("msg", "invalid value"))[:_MAX_MESSAGE],
+            "type": str(error.get("type", "value_error")),
+        }
+        for error in errors
+    ]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return JSONResponse(
+            {"detail": "malformed JSON: the body must be a single valid JSON document"},
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
+    return JSONResponse(
+        {"detail": field_errors(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:  # Starlette's body-parsing failure
+        detail = "malformed body: it must be UTF-8 encoded JSON"
+    return JSONResponse(
+        {"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,93 @@
+"""Scoring routes: one transaction, or a batch with one online-feature call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from app.api.deps import RuntimeDep
+from app.api.errors import ERROR_RESPONSES
+from app.core.logging import pseudonymise
+from app.schemas import BatchIn, BatchOut, ReasonOut, ScoreOut, TransactionIn
+from app.services.predictor import Prediction
+
+router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
+
+
+def _elapsed_ms(request: Request) -> float:
+    start: float = request.state.start
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _answer(transaction: TransactionIn, p: Prediction, version: str, ms: float) -> ScoreOut:
+    return ScoreOut(
+        transaction_id=transaction.transaction_id,
+        fraud_probability=p.fraud_probability,
+        risk_level=p.risk_level,
+        decision=p.decision,
+        ae_score=p.ae_score,
+        clf_score=p.clf_score,
+        reasons=[
+            ReasonOut(
+                code=r.code,
+                feature=r.feature,
+                source=r.source,
+                contribution=r.contribution,
+                value=r.value,
+            )
+            for r in p.reasons
+        ],
+        model_version=version,
+        decision_source=p.decision_source,
+        degraded=p.degraded,
+        latency_ms=ms,
+    )
+
+
+async def _score(runtime: RuntimeDep, transactions: Sequence[TransactionIn]) -> list[Prediction]:
+    predictions = await runtime.service.score(transactions)
+    runtime.metrics.observe_predictions(predictions)
+    return predictions
+
+
+@router.post("/v1/predict", response_model=ScoreOut, summary="Score one transaction")
+async def predict(transaction: TransactionIn, request: Request, runtime: RuntimeDep) -> ScoreOut:
+    """Fraud probability, risk level, decision and reason codes for one transaction."""
+    (prediction,) = await _score(runtime, [transaction])
+    version = runtime.service.predictor.version
+    request.state.log = {
+        "transaction_id": transaction.transaction_id,
+        "customer": pseudonymise(transaction.customer_id, runtime.hash_key),
+        "model_version": version,
+        "decision": prediction.decision,
+        "decision_source": prediction.decision_source,
+        "degraded": prediction.degraded,
+    }
+    return _answer(transaction, prediction, version, _elapsed_ms(request))
+
+
+@router.post("/v1/predict/batch", response_model=BatchOut, summary="Score up to 1,000")
+async def predict_batch(batch: BatchIn, request: Request, runtime: RuntimeDep) -> BatchOut:
+    """Score many transactions with one online-feature lookup; answers keep their order."""
+    limit = runtime.settings.max_batch
+    if len(batch.transactions) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"at most {limit} transactions per batch"
+        )
+    predictions = await _score(runtime, batch.transactions)
+    version = runtime.service.predictor.version
+    ms = _elapsed_ms(request)
+    decisions: dict[str, int] = {}
+    for p in predictions:
+        decisions[p.decision] = decisions.get(p.decision, 0) + 1
+    request.state.log = {"batch": len(predictions), "model_version": version, **decisions}
+    return BatchOut(
+        results=[
+            _answer(t, p, version, ms) for t, p in zip(batch.transactions, predictions, strict=True)
+        ],
+        count=len(predictions),
+        model_version=version,
+        latency_ms=ms,
+    )

@@ -1,0 +1,102 @@
+"""The FastAPI application: ``create_app()`` builds it, the lifespan loads the heavy parts.
+
+Run it with ``python -m app`` (or ``uvicorn app.main:create_app --factory``). Settings are
+read once here; the model bundle and the Feast ``FeatureStore`` are loaded once, in the
+lifespan, and kept on ``app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from opentelemetry.sdk.trace import SpanProcessor
+
+from app import __version__
+from app.api.deps import Runtime, require_api_key
+from app.api.errors import install_error_handlers
+from app.api.middleware import RequestMiddleware
+from app.api.routes import feedback, health, model, predict
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.core.telemetry import Span, instrument, span_factory, tracer_provider
+from app.services.label_log import LabelLog
+from app.services.loading import load_scoring
+from app.services.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Runtime:
+    """Load the bundle and the feature store once; anything missing degrades, not fails."""
+    began = time.perf_counter()
+    scoring = load_scoring(settings, span)
+    metrics.model_loaded.set(1 if scoring.model.bundle is not None else 0)
+    runtime = Runtime(
+        settings=settings,
+        model=scoring.model,
+        features=scoring.features,
+        feature_problem=scoring.feature_problem,
+        service=scoring.service,
+        labels=LabelLog(settings.label_log),
+        metrics=metrics,
+    )
+    predictor = scoring.service.predictor
+    log.info(
+        "ready",
+        extra={
+            "fields": {
+                "model_version": predictor.version,
+                "decision_source": predictor.source,
+                "feature_service": scoring.features.service_name if scoring.features else None,
+                "load_seconds": round(time.perf_counter() - began, 3),
+            }
+        },
+    )
+    return runtime
+
+
+def create_app(
+    settings: Settings | None = None, span_processor: SpanProcessor | None = None
+) -> FastAPI:
+    """Build the app; ``span_processor`` lets tests capture spans in memory."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    if not settings.keys:
+        log.warning("no API keys configured: /v1 is open (local environment only)")
+    metrics = ServiceMetrics()
+    provider = tracer_provider(
+        settings.otel_service_name, settings.otel_traces_exporter, span_processor
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await run_in_threadpool(load_runtime, settings, metrics, span)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.accepting = False
+            runtime.service.close()
+            runtime.labels.close()
+            provider.shutdown()
+
+    app = FastAPI(
+        title="Fraud scoring API",
+        version=__version__,
+        summary="Real-time card-fraud scores from a Feast-fed autoencoder + LightGBM ensemble.",
+        lifespan=lifespan,
+        debug=settings.debug,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    secured = [Depends(require_api_key)]
+    app.include_router(health.router)
+    for router in (predict.router, feedback.router, model.router):
+        app.include_router(router, dependencies=secured)
+    span = span_factory(instrument(app, provider))
+    return app

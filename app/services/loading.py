@@ -1,0 +1,59 @@
+"""Load what scoring needs, once: the feature store, the bundle, the scoring service.
+
+Used by the API's lifespan and by the batch command, so both score the same way.
+Anything missing degrades (rules, request-only features) and is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.core.config import Settings
+from app.services.features import FeatureStoreError, OnlineFeatures
+from app.services.model_loader import LoadedModel, load_model
+from app.services.predictor import Predictor
+from app.services.scoring.scorer import Stage, no_stage
+from app.services.scoring_service import ScoringService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    model: LoadedModel
+    features: OnlineFeatures | None
+    feature_problem: str | None
+    service: ScoringService
+
+
+def _check_features(model: LoadedModel, features: OnlineFeatures | None) -> LoadedModel:
+    """Refuse a bundle that needs features the FeatureService does not provide."""
+    if model.bundle is None or features is None:
+        return model
+    unknown = sorted(set(model.bundle.features) - set(features.feature_names))
+    if not unknown:
+        return model
+    problem = f"bundle needs features not in {features.service_name}: {unknown}"
+    log.error("model bundle refused, scoring with rules", extra={"fields": {"why": problem}})
+    return LoadedModel(uri=model.uri, bundle=None, problem=problem)
+
+
+def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
+    """Open the feature store and load the bundle named by ``settings``."""
+    try:
+        features: OnlineFeatures | None = OnlineFeatures.open(
+            settings.feature_repo, settings.feature_store_yaml, settings.feature_service
+        )
+        feature_problem = None
+    except FeatureStoreError as exc:
+        features, feature_problem = None, str(exc)
+        log.error("no feature store: request fields only", extra={"fields": {"why": str(exc)}})
+    model = _check_features(load_model(settings.bundle_uri, settings.mlflow_tracking_uri), features)
+    service = ScoringService(
+        features,
+        Predictor(model.bundle, settings.reasons_top_k),
+        settings.feature_timeout_ms / 1000,
+        span,
+    )
+    return Scoring(model, features, feature_problem, service)

@@ -1,0 +1,94 @@
+"""Prometheus metrics of one service process (``GET /metrics``).
+
+Each app gets its own registry, so several apps in one test process do not collide.
+Kubernetes runs one uvicorn worker per pod, so per-process metrics are per-pod metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+
+from app.services.predictor import Prediction
+
+# Importing ``feast.metrics`` sets PROMETHEUS_MULTIPROCESS_DIR, which switches
+# prometheus_client to file-backed values shared by every metric of the same name in the
+# process, so two registries would count into each other. This service keeps its
+# metrics in memory (one worker per pod), whatever was imported first.
+values.ValueClass = values.MutexValue
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+class ServiceMetrics:
+    """Request, score, decision, fallback and feature-miss metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "fraud_http_requests",
+            "HTTP requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fraud_http_request_duration_seconds",
+            "Server-side request latency by route template and status code.",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "fraud_score_probability",
+            "Calibrated fraud probability of scored transactions.",
+            ["source"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "fraud_decisions",
+            "Decisions by action and decision source.",
+            ["decision", "source"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "fraud_rules_fallback",
+            "Transactions scored by the rules because no valid model bundle is loaded.",
+            registry=self.registry,
+        )
+        self.feature_misses = Counter(
+            "fraud_feature_misses",
+            "Transactions whose online features were missing, stale or unavailable, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "fraud_model_loaded",
+            "1 when a verified model bundle is loaded, 0 when scoring with rules.",
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "fraud_feedback",
+            "Feedback labels by outcome (recorded, duplicate, conflict).",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        self.latency.labels(route, code).observe(seconds)
+
+    def observe_predictions(self, predictions: Sequence[Prediction]) -> None:
+        for p in predictions:
+            self.scores.labels(p.decision_source).observe(p.fraud_probability)
+            self.decisions.labels(p.decision, p.decision_source).inc()
+            if p.decision_source == "rules_fallback":
+                self.fallbacks.inc()
+            for flag in p.degraded:
+                self.feature_misses.labels(flag).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,73 @@
+"""Find and load the model bundle named by the ``bundle_uri`` setting.
+
+``bundle_uri`` is a bundle directory, or an MLflow model URI (``models:/NAME@ALIAS`` or
+``models:/NAME/VERSION``) whose ``artifacts/bundle`` directory is downloaded once at
+start-up (MLflow is imported only then). Any problem yields ``LoadedModel(bundle=None,
+problem=...)``: the service then scores with the rules fallback and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.services.scoring.bundle import BundleError, ModelBundle, load_bundle
+
+log = logging.getLogger(__name__)
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The outcome of loading: a verified bundle, or the reason there is none."""
+
+    uri: str
+    bundle: ModelBundle | None
+    problem: str | None = None
+    alias: str | None = None
+    registry_version: str | None = None
+
+
+def _download(uri: str, tracking_uri: str | None) -> tuple[Path, str | None, str | None]:
+    match = _MODEL_URI.match(uri)
+    if match is None:
+        raise BundleError(f"not a models:/NAME@ALIAS or models:/NAME/VERSION URI: {uri}")
+    try:
+        import mlflow
+    except ImportError as exc:  # pragma: no cover - mlflow-skinny is in requirements-api
+        raise BundleError("MLflow model URIs need the mlflow package") from exc
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    name, alias = match["name"], match["alias"]
+    try:
+        version = (
+            client.get_model_version_by_alias(name, alias).version if alias else match["version"]
+        )
+        target = tempfile.mkdtemp(prefix="bundle-")
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=target
+        )
+    except Exception as exc:  # MLflow raises many types; all mean "no bundle"
+        raise BundleError(f"cannot fetch {uri} from MLflow: {exc}") from exc
+    return Path(path) / "artifacts" / "bundle", alias, str(version)
+
+
+def load_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
+    """Load and verify the bundle at ``uri``; never raises."""
+    try:
+        if uri.startswith("models:/"):
+            directory, alias, version = _download(uri, tracking_uri)
+        else:
+            directory, alias, version = Path(uri), None, None
+        if not directory.is_dir():
+            raise BundleError(f"no bundle directory at {directory}")
+        bundle = load_bundle(directory)
+    except BundleError as exc:
+        log.error("model bundle refused, scoring with rules", extra={"fields": {"why": str(exc)}})
+        return LoadedModel(uri=uri, bundle=None, problem=str(exc))
+    return LoadedModel(uri=uri, bundle=bundle, alias=alias, registry_version=version)

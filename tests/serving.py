@@ -1,0 +1,97 @@
+"""Serving fixtures (a pytest plugin loaded by tests/conftest.py): the real app over the
+tiny Feast repo and a tiny trained bundle, and `as_request` for simulator rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from app.core.config import Settings
+from app.main import create_app
+from app.services.scoring.bundle import write_bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    result, _, _ = tiny_trained
+    directory = tmp_path_factory.mktemp("served") / "bundle"
+    write_bundle(result.bundle, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def recent(tiny_data: Path) -> pd.DataFrame:
+    """The last day of the tiny v1 stream: inside the online snapshots' TTL."""
+    tx = pd.read_parquet(tiny_data / "v1" / "transactions.parquet")
+    return tx[tx.timestamp >= tx.timestamp.max().normalize()].reset_index(drop=True)
+
+
+def as_request(row: Any, **changes: Any) -> dict[str, Any]:
+    """The JSON body of ``/v1/predict`` for a simulator transaction row."""
+    body = {
+        "transaction_id": str(row.transaction_id),
+        "customer_id": str(row.customer_id),
+        "terminal_id": str(row.terminal_id),
+        "timestamp": row.timestamp.isoformat(),
+        "amount": float(row.amount),
+        "merchant_category": str(row.merchant_category),
+        "channel": str(row.channel),
+        "entry_mode": str(row.entry_mode),
+        "is_foreign": bool(row.is_foreign),
+        "distance_from_home_km": float(row.distance_from_home_km),
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def settings_for(tiny_bundle: Path, feast_repo: Path, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings of a test app; keyword arguments override any field."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bundle_uri": str(tiny_bundle),
+            "feature_repo": feast_repo,
+            "label_log": tmp_path / "labels.sqlite",
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def client_for(
+    settings_for: Callable[..., Settings], spans: InMemorySpanExporter
+) -> Iterator[Callable[..., TestClient]]:
+    """Start the real app (lifespan included) with overridden settings."""
+    clients: list[TestClient] = []
+
+    def start(**overrides: Any) -> TestClient:
+        app = create_app(settings_for(**overrides), span_processor=SimpleSpanProcessor(spans))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(client_for: Callable[..., TestClient]) -> TestClient:
+    return client_for()
