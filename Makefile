@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install demo test test-fast lint format data features train pipeline external serve audit bench loadtest k8s-validate clean
+.PHONY: help install demo test test-fast lint format data features train pipeline external serve batch audit bench loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,9 @@ features: data ## Build feature tables, `feast apply` and `feast materialize-inc
 	$(BIN)/dvc repro materialize
 	@test -s feature_repo/data/online_store.db || $(BIN)/dvc repro --force --single-item materialize
 
-demo: train ## Main job: install, data, features, train and evaluate, then print the summary
+demo: train ## Main job: install, data, features, train, evaluate; then serve on 127.0.0.1:8000 and score examples (Ctrl+C stops)
 	$(PY) -m training.summary
+	$(PY) tools/demo.py --host $(HOST) --port $(PORT)
 
 test: install ## Run the test suite (slow end-to-end tests included)
 	$(BIN)/pytest
@@ -65,8 +66,11 @@ pipeline: features ## The whole DVC pipeline, including the label-poisoning stud
 external: install ## Train and evaluate on a public data set: make external SCHEMA=handbook DATA=file.csv.gz
 	$(PY) -m training.external --schema $(SCHEMA) --data $(DATA) --out metrics/external_$(SCHEMA).json
 
-serve: ## Start the scoring service (issue #4)
-	@echo "make serve: the scoring service is not built yet (issue #4)" >&2; exit 1
+serve: train ## Bring data, features and the bundle up to date (DVC), then serve on HOST:PORT with WORKERS workers
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(PY) -m app
+
+batch: install ## Score a CSV with the service's scorer: make batch IN=transactions.csv OUT=scored.csv
+	$(PY) -m app.batch --in $(IN) --out $(OUT)
 
 audit: ## SHAP, fairness, drift and poisoning report (issue #6)
 	@echo "make audit: the audit report is not built yet (issue #6)" >&2; exit 1
@@ -74,8 +78,12 @@ audit: ## SHAP, fairness, drift and poisoning report (issue #6)
 bench: ## Benchmark harness writing BENCHMARKS.md (issue #7)
 	@echo "make bench: the benchmark harness is not built yet (issue #7)" >&2; exit 1
 
-loadtest: ## Locust load test against a local server (issue #4)
-	@echo "make loadtest: the load test needs the scoring service (issue #4)" >&2; exit 1
+LOADTEST_PORT ?= 8089
+USERS ?= 5
+SPAWN_RATE ?= 10
+DURATION ?= 60s
+loadtest: install ## Locust load test of a local service with SLO gates: make loadtest USERS=20 SPAWN_RATE=10 DURATION=60s
+	$(PY) tools/loadtest.py --port $(LOADTEST_PORT) --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --out reports/loadtest
 
 k8s-validate: ## Render and validate the Kubernetes manifests offline (issue #5)
 	@echo "make k8s-validate: the Kubernetes manifests are not built yet (issue #5)" >&2; exit 1

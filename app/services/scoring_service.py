@@ -65,6 +65,10 @@ class ScoringService:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout_s), None
         except TimeoutError:
+            # The budget is wall time: if the event loop was busy (a large batch) the
+            # lookup may have finished meanwhile, and then its answer is still good.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result(), None
             return None, "timeout"
         except Exception as exc:
             log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})

@@ -72,3 +72,28 @@ def test_versions_become_challenger_and_only_good_ones_champion(
     downloaded = registry.download_bundle(mlflow, name, close)
     assert (downloaded / "MANIFEST.json").is_file()
     shutil.rmtree(downloaded.parent.parent, ignore_errors=True)
+
+
+def test_the_service_loads_the_champion_by_alias(
+    mlflow: Any, tiny_trained: Any, tmp_path: Path, client_for: Any
+) -> None:
+    result, parts, features = tiny_trained
+    bundle_dir = tmp_path / "bundle"
+    version = write_bundle(result.bundle, bundle_dir)
+    example = pd.DataFrame(parts["test"].x[:5], columns=features)
+    name = "fraud-ensemble-served"
+    with mlflow.start_run():
+        registered = registry.log_model_version(mlflow, bundle_dir, name, example)
+    registry.apply_gate(mlflow, name, registered, 0.8, None, 0.01)
+
+    uri = mlflow.get_tracking_uri()
+    card = client_for(bundle_uri=f"models:/{name}@champion", mlflow_tracking_uri=uri)
+    model = card.get("/v1/model").json()
+    assert (model["version"], model["alias"]) == (version, "champion")
+    assert model["registry_version"] == registered
+    assert model["decision_source"] == "model"
+
+    missing = client_for(bundle_uri=f"models:/{name}@no-such-alias", mlflow_tracking_uri=uri)
+    model = missing.get("/v1/model").json()
+    assert model["decision_source"] == "rules_fallback"
+    assert "cannot fetch" in model["problem"]

