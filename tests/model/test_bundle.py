@@ -22,6 +22,7 @@ from app.services.scoring.bundle import (
     write_bundle,
 )
 from app.services.scoring.scorer import EnsembleScorer
+from feature_repo.request_features import NEW_CUSTOMER
 from training.train import PARITY_TOLERANCE, keras_parity
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,8 @@ def test_missing_features_get_new_entity_defaults(tiny_trained: Any) -> None:
     raw[:, features.index("customer_usual_hour_30d")] = np.nan
     filled, missing = scorer.impute(raw)
     assert missing[:, features.index("customer_usual_hour_30d")].all()
-    assert np.all(filled[:, features.index("customer_usual_hour_30d")] == 12.0)
+    usual_hour = NEW_CUSTOMER["customer_usual_hour_30d"]
+    assert np.all(filled[:, features.index("customer_usual_hour_30d")] == usual_hour)
     with pytest.raises(ValueError):
         scorer.score(raw[:, :-1])
 
