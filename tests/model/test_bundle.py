@@ -19,7 +19,6 @@ from app.services.scoring.bundle import (
     SPEC_FILE,
     BundleError,
     load_bundle,
-    write_bundle,
 )
 from app.services.scoring.scorer import EnsembleScorer
 from feature_repo.request_features import NEW_CUSTOMER
@@ -28,12 +27,10 @@ from training.train import PARITY_TOLERANCE, keras_parity
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(tiny_trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result, _, _ = tiny_trained
-    directory = tmp_path_factory.mktemp("bundle") / "bundle"
-    write_bundle(result.bundle, directory)
-    return directory
+@pytest.fixture
+def bundle_dir(tiny_bundle: Path) -> Path:
+    """The session's tiny bundle (tests/serving.py); tests that damage it copy it first."""
+    return tiny_bundle
 
 
 def _copy(bundle_dir: Path, tmp_path: Path) -> Path:
