@@ -110,9 +110,7 @@ def model_section(bundle_dir: Path, metrics_path: Path, online: dict[str, Any]) 
     )
     batch = scorer.score(raw)
     reasons = (
-        ", ".join(
-            f"{r.code} ({r.source} {r.contribution:+.3f})" for r in scorer.reasons(raw, batch)[0]
-        )
+        ", ".join(f"{r.code} ({r.source} {r.contribution:+.3f})" for r in scorer.reasons(batch)[0])
         or "none"
     )
     lines.append(

@@ -58,7 +58,7 @@ class Predictor:
         raw = rows.matrix(self.scorer.features)
         batch = self.scorer.score(raw, stage)
         with stage("explanation"):
-            reasons = self.scorer.reasons(raw, batch, self.top_k)
+            reasons = self.scorer.reasons(batch, self.top_k)
         return [
             Prediction(
                 fraud_probability=float(batch.probability[i]),

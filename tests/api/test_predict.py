@@ -15,6 +15,7 @@ from app.services.feature_rows import assemble, entity_ids
 from app.services.features import OnlineFeatures
 from app.services.scoring.bundle import load_bundle
 from feature_repo.feast_runtime import import_feast
+from feature_repo.online_request import online_request
 from tests.serving import as_request
 
 pytestmark = pytest.mark.integration
@@ -114,20 +115,7 @@ def test_online_features_equal_feasts_own_online_path(
 
     feast = import_feast()
     store = feast.FeatureStore(repo_path=str(feast_repo))
-    entity_rows = [
-        {
-            "customer_id": t.customer_id,
-            "terminal_id": t.terminal_id,
-            "amount": t.amount,
-            "tx_epoch_seconds": int(t.epoch_seconds),
-            "distance_from_home_km": t.distance_from_home_km,
-            "is_foreign": int(t.is_foreign),
-            "channel": t.channel,
-            "entry_mode": t.entry_mode,
-            "merchant_category": t.merchant_category,
-        }
-        for t in transactions
-    ]
+    entity_rows = [online_request(r) for r in rows.itertuples()]
     theirs = store.get_online_features(
         features=store.get_feature_service("fraud_detection_v1"), entity_rows=entity_rows
     ).to_df()

@@ -64,10 +64,7 @@ def test_scores_are_probabilities_with_consistent_tiers(tiny_trained: Any) -> No
     assert np.all((batch.ae_score >= 0) & (batch.ae_score <= 1))
     assert np.array_equal(batch.level_index, result.bundle.tiers.level_index(batch.probability))
     riskiest = int(np.argmax(batch.probability))
-    reasons = scorer.reasons(
-        parts["test"].x[riskiest : riskiest + 1],
-        scorer.score(parts["test"].x[riskiest : riskiest + 1]),
-    )
+    reasons = scorer.reasons(scorer.score(parts["test"].x[riskiest : riskiest + 1]))
     assert reasons[0] and all(r.feature in scorer.features for r in reasons[0])
 
 

@@ -38,6 +38,7 @@ class ScoreBatch:
     probability: FloatArray
     level_index: np.ndarray
     feature_errors: FloatArray  # n x d squared reconstruction errors (standardised units)
+    filled: FloatArray  # n x d model inputs after imputation
     missing: np.ndarray  # n x d bool
 
     @property
@@ -117,14 +118,15 @@ class EnsembleScorer:
             probability=probability,
             level_index=self.bundle.tiers.level_index(probability),
             feature_errors=feature_errors,
+            filled=filled,
             missing=missing,
         )
 
-    def reasons(self, raw: FloatArray, batch: ScoreBatch, top_k: int = 3) -> list[list[Reason]]:
+    def reasons(self, batch: ScoreBatch, top_k: int = 3) -> list[list[Reason]]:
         """Top reason codes per transaction: the features that pushed the classifier
         towards fraud most (TreeSHAP ``pred_contrib``) and the features the autoencoder
         reconstructed worst."""
-        filled, _ = self.impute(raw)
+        filled = batch.filled
         contrib = np.asarray(
             self.bundle.classifier.predict(filled, pred_contrib=True, num_threads=self.threads)
         )[:, :-1]  # the last column is the bias
