@@ -6,6 +6,10 @@ import uvicorn
 
 from app.core.config import Settings
 
+# In-flight requests get this long to finish after SIGTERM (the Kubernetes Deployment's
+# termination grace period covers it plus its preStop pause).
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
 
 def main() -> None:
     settings = Settings()
@@ -17,7 +21,7 @@ def main() -> None:
         workers=settings.workers,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

@@ -34,7 +34,7 @@ class Runtime:
 
     @property
     def hash_key(self) -> bytes:
-        return self.settings.pii_hash_key.get_secret_value().encode()
+        return self.settings.hash_key
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -1,8 +1,8 @@
 """The service's settings: one pydantic-settings object, read once at start-up.
 
 No other module reads the environment. Values come from environment variables (names
-below, case-insensitive) or their defaults; API keys may also come from a mounted secret
-file (one key per line) so they can rotate without a restart of the deployment spec.
+below, case-insensitive) or their defaults. API keys and the PII hash key may also come
+from mounted secret files, so Kubernetes Secrets reach the pod as files, not variables.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     pii_hash_key: SecretStr = Field(
         default=SecretStr("local-demo-only"), description="HMAC key for customer ids in logs"
     )
+    pii_hash_key_file: Path | None = Field(
+        default=None, description="a mounted secret holding the HMAC key (wins over PII_HASH_KEY)"
+    )
 
     # OpenTelemetry: the standard variable names; the OTLP exporter reads its endpoint,
     # headers and timeout from the other OTEL_EXPORTER_OTLP_* variables itself.
@@ -74,13 +77,24 @@ class Settings(BaseSettings):
             keys += self.api_keys_file.read_text().splitlines()
         return tuple(k.strip() for k in keys if k.strip())
 
+    @cached_property
+    def hash_key(self) -> bytes:
+        """The HMAC key for pseudonymising customer ids: the secret file's, else PII_HASH_KEY."""
+        if self.pii_hash_key_file is not None and self.pii_hash_key_file.is_file():
+            from_file = self.pii_hash_key_file.read_text().strip()
+            if from_file:
+                return from_file.encode()
+        return self.pii_hash_key.get_secret_value().encode()
+
     @model_validator(mode="after")
     def _safe_outside_local(self) -> Settings:
         if self.environment != "local":
             if self.debug:
                 raise ValueError(f"debug must be off in the {self.environment} environment")
-            if self.pii_hash_key.get_secret_value() == "local-demo-only":
-                raise ValueError(f"the {self.environment} environment needs PII_HASH_KEY")
+            if self.hash_key == b"local-demo-only":
+                raise ValueError(
+                    f"the {self.environment} environment needs PII_HASH_KEY or PII_HASH_KEY_FILE"
+                )
             if not self.keys:
                 raise ValueError(
                     f"the {self.environment} environment needs API keys (API_KEYS or API_KEYS_FILE)"

@@ -49,6 +49,19 @@ def test_keys_from_a_mounted_file_and_gke_requires_them(
         Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper", debug=True)
 
 
+def test_the_pii_hash_key_file_wins_and_satisfies_gke(tmp_path: Path) -> None:
+    keys, pepper = tmp_path / "api-keys", tmp_path / "pii-hash-key"
+    keys.write_text("k\n")
+    pepper.write_text("file-pepper\n")
+    settings = Settings(
+        environment="gke", api_keys_file=keys, pii_hash_key_file=pepper, pii_hash_key="env"
+    )
+    assert settings.hash_key == b"file-pepper"
+    assert Settings(pii_hash_key="env", pii_hash_key_file=tmp_path / "absent").hash_key == b"env"
+    with pytest.raises(ValidationError, match="needs PII_HASH_KEY"):
+        Settings(environment="gke", api_keys_file=keys, pii_hash_key_file=tmp_path / "absent")
+
+
 @pytest.mark.parametrize("field,value", [("port", 0), ("workers", 0), ("environment", "prod")])
 def test_bad_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
