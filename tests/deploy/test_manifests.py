@@ -269,7 +269,11 @@ def test_gke_scales_with_an_hpa_and_serves_https() -> None:
     assert {"scaleUp", "scaleDown"} <= set(hpa["spec"]["behavior"])
     service = find("gke", "Service", "fraud-scoring")
     assert service["spec"]["type"] == "LoadBalancer"
-    ingress = find("gke", "Ingress", "fraud-scoring")["metadata"]["annotations"]
+    public = find("gke", "Ingress", "fraud-scoring")
+    routes = {p["path"] for r in public["spec"]["rules"] for p in r["http"]["paths"]}
+    assert routes == {"/v1", "/readyz"} and "defaultBackend" not in public["spec"]
+    assert routes <= {"/v1"} | _app_paths()
+    ingress = public["metadata"]["annotations"]
     assert ingress["networking.gke.io/managed-certificates"] == "fraud-scoring"
     assert ingress["networking.gke.io/v1beta1.FrontendConfig"] == "fraud-scoring"
     assert find("gke", "FrontendConfig", "fraud-scoring")["spec"]["redirectToHttps"]["enabled"]
