@@ -139,15 +139,17 @@ def validate_target(name: str, path: Path, out_dir: Path, report: Report) -> Pat
     return out
 
 
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec of a workload (a CronJob's through its job template); {} otherwise."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = spec.get("jobTemplate", {}).get("spec") or {}
+    return dict((spec.get("template") or {}).get("spec") or {})
+
+
 def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """Every container (and init container) of a workload object."""
-    spec = obj.get("spec") or {}
-    template = (
-        spec.get("jobTemplate", {}).get("spec", {}).get("template")
-        if obj.get("kind") == "CronJob"
-        else spec.get("template")
-    )
-    pod = (template or {}).get("spec") or {}
+    pod = pod_spec(obj)
     return list(pod.get("containers", [])) + list(pod.get("initContainers", []))
 
 

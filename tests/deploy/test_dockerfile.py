@@ -43,11 +43,11 @@ class Instruction:
 
 
 @cache
-def instructions() -> tuple[Instruction, ...]:
-    """The Dockerfile's instructions, with continuation lines joined and comments dropped."""
+def instructions(dockerfile: Path = DOCKERFILE) -> tuple[Instruction, ...]:
+    """A Dockerfile's instructions, with continuation lines joined and comments dropped."""
     result: list[Instruction] = []
     pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
+    for raw in dockerfile.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -62,8 +62,8 @@ def instructions() -> tuple[Instruction, ...]:
     return tuple(result)
 
 
-def of(keyword: str) -> list[str]:
-    return [i.arguments for i in instructions() if i.keyword == keyword]
+def of(keyword: str, dockerfile: Path = DOCKERFILE) -> list[str]:
+    return [i.arguments for i in instructions(dockerfile) if i.keyword == keyword]
 
 
 def split_flags(arguments: str) -> tuple[dict[str, str], str]:

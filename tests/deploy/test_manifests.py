@@ -21,6 +21,7 @@ from app.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from app.core.config import Settings
 from tests.deploy.test_dockerfile import SERVICE_UID, of
 from tools import k8s_validate
+from tools.k8s_validate import pod_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = tuple(k8s_validate.TARGETS)
@@ -57,14 +58,6 @@ def settings_env(overlay: str) -> dict[str, str]:
 
 def workloads(overlay: str) -> list[dict[str, Any]]:
     return [o for o in rendered(overlay) if o["kind"] in ("Deployment", "CronJob")]
-
-
-def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    spec = workload["spec"]
-    if workload["kind"] == "CronJob":
-        return dict(spec["jobTemplate"]["spec"]["template"]["spec"])
-    template = spec["template"]
-    return dict(template["spec"])
 
 
 # --------------------------------------------------------------------------- the validator

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -10,41 +9,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.test_dockerfile import of
 from tools.ci_params import merge
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile.train"
 
 
-def instructions() -> list[tuple[str, str]]:
-    return _of(DOCKERFILE)
-
-
 def test_same_pinned_base_as_the_serving_image_and_non_root() -> None:
-    serving = [a for k, a in _of(ROOT / "Dockerfile") if k == "FROM"]
-    training = [a for k, a in instructions() if k == "FROM"]
+    serving, training = of("FROM"), of("FROM", DOCKERFILE)
     assert {a.split()[0] for a in training} == {a.split()[0] for a in serving}
-    users = [a for k, a in instructions() if k == "USER"]
-    assert users[-1] == "10001:10001"
-
-
-def _of(path: Path) -> list[tuple[str, str]]:
-    """(keyword, arguments) of a Dockerfile's instructions, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", path.read_text())
-    return [
-        (line.split(" ", 1)[0].upper(), line.split(" ", 1)[1])
-        for line in (raw.strip() for raw in text.splitlines())
-        if line and not line.startswith("#") and " " in line
-    ]
+    assert of("USER", DOCKERFILE)[-1] == "10001:10001"
 
 
 def test_installs_the_training_requirements_and_copies_existing_files() -> None:
-    runs = " ".join(a for k, a in instructions() if k == "RUN")
+    runs = " ".join(of("RUN", DOCKERFILE))
     assert "-r /tmp/requirements-train.txt" in runs
     assert "requirements-api.txt" not in DOCKERFILE.read_text()
-    for keyword, arguments in instructions():
-        if keyword != "COPY":
-            continue
+    for arguments in of("COPY", DOCKERFILE):
         for source in shlex.split(arguments)[:-1]:
             matches = list(ROOT.glob(source)) if "*" in source else [ROOT / source]
             assert matches and all(m.exists() for m in matches), source
