@@ -84,8 +84,8 @@ serve: train ## Bring data, features and the bundle up to date (DVC), then serve
 batch: install ## Score a CSV with the service's scorer: make batch IN=transactions.csv OUT=scored.csv
 	$(PY) -m app.batch --in $(IN) --out $(OUT)
 
-audit: ## SHAP, fairness, drift and poisoning report (issue #6)
-	@echo "make audit: the audit report is not built yet (issue #6)" >&2; exit 1
+audit: features ## Audit report: SHAP, fairness (a gate), drift, poisoning -> reports/report.md and .html (dvc repro audit)
+	$(BIN)/dvc repro audit
 
 bench: ## Benchmark harness writing BENCHMARKS.md (issue #7)
 	@echo "make bench: the benchmark harness is not built yet (issue #7)" >&2; exit 1

@@ -29,6 +29,7 @@ from training import metrics as m
 from training.frames import Frame, available_cores, load_parts
 from training.params import load_params
 from training.poison import variant_name
+from training.reports_io import pyplot
 from training.train import TrainConfig, data_version, train_ensemble
 
 CLEAN = "clean"
@@ -114,38 +115,41 @@ def markdown_table(rows: list[dict[str, Any]], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for model in ("uniform", "hidden_fraud"):
-        for defense, style in ((False, "-"), (True, "--")):
-            points = [
-                (0.0, r["auprc"]) for r in rows if r["labels"] == CLEAN and r["defense"] == defense
-            ]
-            points += [
-                (r["rate"], r["auprc"])
-                for r in rows
-                if r.get("flip_model") == model and r["defense"] == defense
-            ]
-            if len(points) > 1:
-                xs, ys = zip(*sorted(points), strict=True)
-                ax.plot(
-                    [100 * x for x in xs],
-                    ys,
-                    style,
-                    marker="o",
-                    label=f"{model}, defense {'on' if defense else 'off'}",
-                )
-    ax.set_xlabel("flipped training labels (%)")
-    ax.set_ylabel("AUPRC on the clean v0 test set")
-    ax.grid(alpha=0.3)
-    ax.legend()
+def plot(rows: list[dict[str, Any]], path: Path, k: int) -> None:
+    """AUPRC and recall at the daily alert budget against the share of flipped labels, one
+    line per flip model and defense setting."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in (
+        (axes[0], "auprc", "AUPRC"),
+        (axes[1], "recall_at_budget", f"recall at {k} alerts/day"),
+    ):
+        for model in ("uniform", "hidden_fraud"):
+            for defense, style in ((False, "-"), (True, "--")):
+                points = [
+                    (0.0, r[key]) for r in rows if r["labels"] == CLEAN and r["defense"] == defense
+                ]
+                points += [
+                    (r["rate"], r[key])
+                    for r in rows
+                    if r.get("flip_model") == model and r["defense"] == defense
+                ]
+                if len(points) > 1:
+                    xs, ys = zip(*sorted(points), strict=True)
+                    ax.plot(
+                        [100 * x for x in xs],
+                        ys,
+                        style,
+                        marker="o",
+                        label=f"{model}, defense {'on' if defense else 'off'}",
+                    )
+        ax.set_xlabel("flipped training labels (%)")
+        ax.set_ylabel(f"{label}, clean v0 test set")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Label poisoning: trained on flipped labels, evaluated on clean time-later data")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         + "\n"
     )
     (args.reports / "poisoning.md").write_text(markdown_table(rows, k))
-    plot(rows, args.reports / "poisoning.png")
+    plot(rows, args.reports / "poisoning.png", k)
     print(f"poisoning: {len(rows)} runs in {time.perf_counter() - started:.0f}s", flush=True)
 
 
