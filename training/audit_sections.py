@@ -290,7 +290,15 @@ def drift_section(drift: dict[str, Any]) -> str:
     rows = drift["rows"]
     moved = sorted(features["features"], key=lambda f: -f["psi"])[:12]
     perf = drift["performance"]
-    keys = ("auprc", "roc_auc", "precision", "recall", "f1", "alerts_per_day", "ece")
+    keys = {
+        "auprc": "AUPRC",
+        "roc_auc": "ROC-AUC",
+        "precision": "precision at the alert tier",
+        "recall": "recall at the alert tier",
+        "f1": "F1 at the alert tier",
+        "alerts_per_day": "alerts per day",
+        "ece": "expected calibration error",
+    }
     return "\n\n".join(
         [
             "## Drift",
@@ -343,12 +351,12 @@ def drift_section(drift: dict[str, Any]) -> str:
                 ("Metric", "v0 test", "v1", "change"),
                 (
                     (
-                        k,
+                        label,
                         num(perf["reference"][k]),
                         num(perf["current"][k]),
                         f"{perf['change'][k]:+.4f}",
                     )
-                    for k in keys
+                    for k, label in keys.items()
                 ),
             ),
         ]

@@ -135,12 +135,12 @@ def audit_attribute(
     rows = [
         {
             "group": str(group),
-            "gated": bool(gated_mask[group]),
+            "gated": bool(gated),
             "rows": int(r["rows"]),
             "frauds": int(r["frauds"]),
             **{k: _number(r[k]) for k in ("alert_rate", "fpr", "fnr", "precision")},
         }
-        for group, r in table.iterrows()
+        for (group, r), gated in zip(table.iterrows(), gated_mask, strict=True)
     ]
     return {
         "dpd": gate["dpd"],

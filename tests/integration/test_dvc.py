@@ -87,6 +87,10 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
         "train",
         "evaluate",
         "poisoning",
+        "explain",
+        "fairness",
+        "drift",
+        "audit",
     }
     assert (project / "models/bundle/MANIFEST.json").exists()
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
@@ -98,6 +102,11 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
     for name in ("pr", "roc", "calibration"):
         assert json.loads((project / f"plots/{name}.json").read_text())
     assert (project / "metrics/data.json").exists()
+    report = (project / "reports/report.md").read_text()
+    for section in ("## Metrics", "## SHAP", "## Fairness", "## Drift", "## Poisoning"):
+        assert section in report
+    assert json.loads((project / "metrics/fairness.json").read_text())["passed"] is True
+    assert (project / "reports/report.html").stat().st_size > 50_000
     assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
     record = json.loads((project / "feature_repo/data/materialized.json").read_text())
     assert record["feature_service"] == "fraud_detection_v1"
