@@ -24,7 +24,6 @@ Parameters: ``params.yaml`` ``explain``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from app.services.scoring.bundle import ModelBundle, load_bundle
 from app.services.scoring.scorer import EnsembleScorer, ScoreBatch
 from training.frames import Frame, available_cores, load_parts
 from training.params import load_params
+from training.reports_io import pyplot, write_json
 
 CASES = ("caught_fraud", "false_alarm", "missed_fraud")
 DPI = 110
@@ -204,17 +204,6 @@ def explain_case(
     }
 
 
-def rounded(value: Any) -> Any:
-    """Floats to 6 significant digits (keeps tiny error bounds readable), recursively."""
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--training-set", type=Path, default=Path("artifacts/training_set"))
@@ -225,9 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     section = load_params(args.params)["explain"]
     started = time.perf_counter()
-    import matplotlib
-
-    matplotlib.use("Agg")
+    pyplot()  # headless backend before shap's plots import pyplot
     args.out.mkdir(parents=True, exist_ok=True)
     for stale in args.out.glob("*.png"):
         stale.unlink()
@@ -272,8 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         "missing_cases": [c for c in CASES if c not in cases],
         "plots": sorted(p.name for p in args.out.glob("*.png")),
     }
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(rounded(results), indent=2, sort_keys=True) + "\n")
+    write_json(args.metrics, results)
     matched = sum(c["reason_codes_match_shap"] for c in local)
     print(
         f"explain: {len(sample)} rows ({results['sample_frauds']} fraud), top feature "

@@ -9,13 +9,14 @@ from typing import Any
 
 
 def rounded_tree(value: Any, digits: int = 6) -> Any:
-    """``value`` with every float rounded (NaN becomes None), through dicts and lists."""
+    """``value`` with every float cut to ``digits`` significant digits (so tiny error bounds
+    stay readable) and NaN as None, through dicts and lists."""
     if isinstance(value, dict):
         return {str(k): rounded_tree(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [rounded_tree(v, digits) for v in value]
     if isinstance(value, float):
-        return None if math.isnan(value) else round(value, digits)
+        return None if math.isnan(value) else float(f"{value:.{digits}g}")
     if hasattr(value, "item"):  # numpy scalars
         return rounded_tree(value.item(), digits)
     return value
