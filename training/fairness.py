@@ -214,19 +214,14 @@ def mitigated_alerts(
 
 
 def policy_row(
-    name: str,
-    levels: np.ndarray,
-    test: Frame,
-    groups: np.ndarray,
-    cost_model: CostModel,
-    limits: FairnessLimits,
+    name: str, levels: np.ndarray, test: Frame, gated: dict[str, Any], cost_model: CostModel
 ) -> dict[str, Any]:
-    """Accuracy, cost and disparity of one decision policy on the test part."""
+    """Accuracy and cost of one decision policy on the test part, next to its disparities
+    (``gated``: the policy's :func:`audit_attribute` result)."""
     alert = levels >= 1
     amount = test.meta["amount"].to_numpy(dtype=np.float64)
     approve_all = float(amount[test.y == 1].sum())
     cost = decision_cost(levels, test.y, amount, cost_model)
-    gated = audit_attribute(test.y, alert, groups, limits)
     quality = m.at_threshold(test.y, alert)
     return {
         "policy": name,
@@ -244,15 +239,17 @@ def compare_mitigations(
     attribute: str,
     prob: tuple[np.ndarray, np.ndarray],
     levels: np.ndarray,
+    deployed: dict[str, Any],
     parts: tuple[Frame, Frame],
     groups: tuple[np.ndarray, np.ndarray],
     cost_model: CostModel,
     section: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """The deployed policy and one ``ThresholdOptimizer`` per objective, for one attribute."""
+    """The deployed policy (``deployed``: its audit of this attribute) and one
+    ``ThresholdOptimizer`` per objective."""
     limits = FairnessLimits.from_params(section)
     (validation, test), (group_v, group_t) = parts, groups
-    rows = [policy_row("deployed tiers", levels, test, group_t, cost_model, limits)]
+    rows = [policy_row("deployed tiers", levels, test, deployed, cost_model)]
     for objective in section["mitigation_objectives"]:
         name = f"ThresholdOptimizer(equalized_odds, {objective})"
         try:
@@ -263,7 +260,8 @@ def compare_mitigations(
             rows.append({"policy": name, "skipped": str(error).splitlines()[0]})
             continue
         mitigated = np.where(alerts, np.maximum(levels, 1), 0)
-        rows.append(policy_row(name, mitigated, test, group_t, cost_model, limits))
+        gated = audit_attribute(test.y, mitigated >= 1, group_t, limits)
+        rows.append(policy_row(name, mitigated, test, gated, cost_model))
     return [{"attribute": attribute, **r} for r in rows]
 
 
@@ -333,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
             name,
             (prob_v, batch.probability),
             levels,
+            result["attributes"][name],
             (validation, test),
             groups,
             cost_model,
