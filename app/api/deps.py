@@ -37,11 +37,18 @@ class Runtime:
         return self.settings.hash_key
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
+    """The runtime, or 503 while the lifespan is still loading it."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting")
     return runtime
+
+
+# Dependencies are ``async def``: FastAPI runs plain ``def`` dependencies on a worker
+# thread, and two thread hops per request cost more than the scoring itself.
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -51,7 +58,7 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def require_api_key(
+async def require_api_key(
     runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
     """401 unless ``X-API-Key`` matches one configured key (constant-time comparison)."""

@@ -2,6 +2,7 @@
 
 - 415 before routing when a request with a body is not ``application/json``;
 - 413 when ``Content-Length`` exceeds the limit, or when a streamed body does;
+- the OpenTelemetry SERVER span (continuing the caller's ``traceparent``);
 - ``X-Request-Id`` (the caller's, if it is a plain token, else a new one) and
   ``X-Trace-Id`` (the OpenTelemetry trace) on every response;
 - request count and latency by route template and status, and one JSON log line with
@@ -20,7 +21,7 @@ import orjson
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.telemetry import current_trace_id
+from app.core.telemetry import ServerSpans, current_trace_id
 from app.services.metrics import ServiceMetrics
 
 log = logging.getLogger("app.access")
@@ -49,10 +50,13 @@ def _is_json(content_type: bytes | None) -> bool:
 class RequestMiddleware:
     """See the module docstring."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int, spans: ServerSpans
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,6 +71,8 @@ class RequestMiddleware:
         state["request_id"] = request_id
         status_code = 500
         started = False
+        method = scope["method"]
+        traced = self.spans.start(method, scope["path"], headers)
 
         async def send_with_ids(message: Message) -> None:
             nonlocal status_code, started
@@ -101,6 +107,9 @@ class RequestMiddleware:
             if not started:
                 await _send_error(send_with_ids, 413, str(exc.detail))
         finally:
+            if traced is not None:
+                route = scope.get("route")
+                self.spans.end(traced, method, getattr(route, "path", None), status_code)
             self._account(scope, state, status_code, time.perf_counter() - start)
 
     def _too_large(self) -> str:

@@ -37,7 +37,15 @@ class Settings(BaseSettings):
     feature_store_yaml: str = "feature_store.yaml"
     feature_service: str = "fraud_detection_v1"
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    feature_reader: Literal["auto", "feast"] = Field(
+        default="auto",
+        description="auto: read a SQLite online store in bulk (same values); feast: Feast's own read",
+    )
     reasons_top_k: int = Field(default=3, ge=0, le=20)
+    reason_method: Literal["path", "treeshap"] = Field(
+        default="path",
+        description="classifier reason codes: path attribution (us) or exact TreeSHAP (~1 ms)",
+    )
     strict_readiness: bool = Field(
         default=False,
         description="/readyz answers 503 while scoring with rules or without features",

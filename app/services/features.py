@@ -9,7 +9,11 @@ features are then computed by the shared ``feature_repo.request_features`` code 
 
 Feast's ``get_online_features`` does the same work through pandas and costs ~10 ms per
 call on this machine; reading the views through the provider's ``online_read`` costs
-~0.1 ms per view and returns exactly the stored values.
+~0.1 ms per view and returns exactly the stored values. With ``reader="auto"`` and a SQLite
+online store, the views are read by :class:`~app.services.online_sqlite.SqliteOnlineReader`
+instead (the same table and key encoding, decoded in bulk: ~0.03 ms per view for one
+entity, 50x faster than the provider for 1,000); ``reader="feast"`` always uses Feast's
+provider, and every other online store (Redis on GKE) does.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from app.services.online_sqlite import SqliteOnlineReader
 from app.services.scoring.arrays import FloatArray
 from feature_repo.feast_runtime import import_feast
+
+FeatureReader = Literal["auto", "feast"]
 from feature_repo.request_features import REQUEST_FEATURES
 
 
@@ -52,7 +59,7 @@ class ViewValues:
 class OnlineFeatures:
     """Reads the batch views of one FeatureService from Feast's online store."""
 
-    def __init__(self, store: Any, service_name: str) -> None:
+    def __init__(self, store: Any, service_name: str, reader: FeatureReader = "auto") -> None:
         try:
             service = store.get_feature_service(service_name, allow_cache=True)
         except Exception as exc:  # Feast raises its own not-found errors
@@ -88,9 +95,19 @@ class OnlineFeatures:
 
         self._entity_key = EntityKey
         self._value = Value
+        self._sqlite: SqliteOnlineReader | None = None
+        if reader == "auto" and self._config.online_store.type == "sqlite":
+            self._sqlite = SqliteOnlineReader(store)
+
+    @property
+    def reader(self) -> str:
+        """Which code reads the views: ``sqlite`` (the bulk reader) or ``feast``."""
+        return "sqlite" if self._sqlite is not None else "feast"
 
     @classmethod
-    def open(cls, repo: Path, yaml_name: str, service_name: str) -> OnlineFeatures:
+    def open(
+        cls, repo: Path, yaml_name: str, service_name: str, reader: FeatureReader = "auto"
+    ) -> OnlineFeatures:
         """Create the ``FeatureStore`` for ``repo`` (one registry read) and resolve the service."""
         if not (repo / yaml_name).is_file():
             raise FeatureStoreError(f"no {yaml_name} in {repo}")
@@ -99,13 +116,18 @@ class OnlineFeatures:
             store = feast.FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
         except Exception as exc:
             raise FeatureStoreError(f"feature store in {repo} cannot be opened: {exc}") from exc
-        return cls(store, service_name)
+        return cls(store, service_name, reader)
 
     def read(self, entity_ids: Mapping[str, Sequence[str]]) -> dict[str, ViewValues]:
         """Values of every batch view for the given ids (join key -> one id per row)."""
         return {spec.name: self._read_view(spec, entity_ids[spec.join_key]) for spec in self.views}
 
     def _read_view(self, spec: ViewSpec, ids: Sequence[str]) -> ViewValues:
+        if self._sqlite is not None:
+            return ViewValues(*self._sqlite.read(spec.view, spec.join_key, spec.features, ids))
+        return self._read_view_feast(spec, ids)
+
+    def _read_view_feast(self, spec: ViewSpec, ids: Sequence[str]) -> ViewValues:
         unique = list(dict.fromkeys(ids))
         keys = [
             self._entity_key(join_keys=[spec.join_key], entity_values=[self._value(string_val=i)])
@@ -127,3 +149,7 @@ class OnlineFeatures:
                 if kind is not None:
                     values[i, j] = float(getattr(value, kind))
         return ViewValues(values, event_seconds)
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()

@@ -43,7 +43,10 @@ def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
     """Open the feature store and load the bundle named by ``settings``."""
     try:
         features: OnlineFeatures | None = OnlineFeatures.open(
-            settings.feature_repo, settings.feature_store_yaml, settings.feature_service
+            settings.feature_repo,
+            settings.feature_store_yaml,
+            settings.feature_service,
+            settings.feature_reader,
         )
         feature_problem = None
     except FeatureStoreError as exc:
@@ -52,7 +55,7 @@ def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
     model = _check_features(load_model(settings.bundle_uri, settings.mlflow_tracking_uri), features)
     service = ScoringService(
         features,
-        Predictor(model.bundle, settings.reasons_top_k),
+        Predictor(model.bundle, settings.reasons_top_k, settings.reason_method),
         settings.feature_timeout_ms / 1000,
         span,
     )

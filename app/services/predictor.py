@@ -14,6 +14,7 @@ import numpy as np
 from app.services.feature_rows import FeatureRows
 from app.services.rules import score_rules
 from app.services.scoring.bundle import ModelBundle
+from app.services.scoring.forest import ReasonMethod
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
 from app.services.scoring.scorer import EnsembleScorer, Reason, Stage, no_stage
 
@@ -38,8 +39,10 @@ class Prediction:
 class Predictor:
     """Ensemble scoring with reason codes; interpretable rules when ``bundle`` is None."""
 
-    def __init__(self, bundle: ModelBundle | None, top_k: int = 3) -> None:
-        self.scorer = EnsembleScorer(bundle) if bundle is not None else None
+    def __init__(
+        self, bundle: ModelBundle | None, top_k: int = 3, reason_method: ReasonMethod = "path"
+    ) -> None:
+        self.scorer = EnsembleScorer(bundle, 1, reason_method) if bundle is not None else None
         self.top_k = top_k
 
     @property

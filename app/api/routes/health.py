@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import get_runtime
+from app.api.deps import runtime_of
 from app.schemas import ComponentOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
@@ -57,5 +57,5 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, scores, decisions, fallbacks,
     feature misses."""
-    runtime = get_runtime(request)
+    runtime = runtime_of(request)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -28,7 +28,7 @@ class Calibrator:
     intercept: float = 0.0
 
     def __call__(self, scores: FloatArray) -> FloatArray:
-        s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+        s = np.minimum(np.maximum(np.asarray(scores, dtype=np.float64), 0.0), 1.0)
         if self.method == "identity":
             return s
         if self.method == "platt":
@@ -36,8 +36,8 @@ class Calibrator:
             out: FloatArray = 1.0 / (1.0 + np.exp(-(self.slope * logit + self.intercept)))
             return out
         mapped = np.interp(s, self.x, self.y)
-        blended: FloatArray = np.clip((1.0 - TIE_BREAK) * mapped + TIE_BREAK * s, 0.0, 1.0)
-        return blended
+        blended: FloatArray = (1.0 - TIE_BREAK) * mapped + TIE_BREAK * s
+        return np.minimum(np.maximum(blended, 0.0, out=blended), 1.0, out=blended)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy.special import expit
 
 from app.services.scoring.arrays import FloatArray
 
@@ -14,7 +15,7 @@ FusionMethod = Literal["weighted", "stacking"]
 
 def sigmoid(margin: FloatArray) -> FloatArray:
     """Logistic function, overflow-safe."""
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(margin, -500.0, 500.0)))
+    out: FloatArray = expit(np.asarray(margin, dtype=np.float64))
     return out
 
 

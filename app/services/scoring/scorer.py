@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from app.services.scoring.arrays import FloatArray
 from app.services.scoring.bundle import ModelBundle
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
+from app.services.scoring.forest import CompiledForest, ReasonMethod
 from app.services.scoring.fusion import sigmoid
 
 ReasonSource = Literal["classifier", "autoencoder", "rules"]
@@ -40,6 +41,7 @@ class ScoreBatch:
     feature_errors: FloatArray  # n x d squared reconstruction errors (standardised units)
     filled: FloatArray  # n x d model inputs after imputation
     missing: np.ndarray  # n x d bool
+    leaf_ids: np.ndarray  # n x trees: the classifier's reached leaves (global ids)
 
     @property
     def risk_levels(self) -> list[RiskLevel]:
@@ -50,8 +52,7 @@ class ScoreBatch:
         return [DECISIONS[RISK_LEVELS[i]] for i in self.level_index]
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     """One reason code. ``contribution`` is in log-odds for the classifier and a share of
     the reconstruction error for the autoencoder."""
 
@@ -63,11 +64,24 @@ class Reason:
 
 
 class EnsembleScorer:
-    """Scores raw feature matrices (columns in ``bundle.features`` order, NaN = missing)."""
+    """Scores raw feature matrices (columns in ``bundle.features`` order, NaN = missing).
 
-    def __init__(self, bundle: ModelBundle, threads: int = 1) -> None:
+    ``reason_method`` picks the classifier's reason codes: ``path`` (path attribution from
+    precomputed per-leaf tables, microseconds) or ``treeshap`` (exact Shapley values from
+    LightGBM's ``pred_contrib``, about a millisecond per transaction); see
+    :mod:`app.services.scoring.forest`.
+    """
+
+    def __init__(
+        self, bundle: ModelBundle, threads: int = 1, reason_method: ReasonMethod = "path"
+    ) -> None:
+        if reason_method not in ("path", "treeshap"):
+            raise ValueError(f"unknown reason method {reason_method!r}")
         self.bundle = bundle
         self.threads = threads
+        self.reason_method = reason_method
+        self.forest = CompiledForest(bundle.classifier, threads)
+        self._upper = tuple(name.upper() for name in bundle.features)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -86,76 +100,88 @@ class EnsembleScorer:
         """Per-feature squared reconstruction errors in standardised units."""
         standardised = self.bundle.standardizer.transform(filled)
         reconstruction = self.bundle.autoencoder.reconstruct(standardised)
-        errors: FloatArray = np.square(standardised - reconstruction)
+        reconstruction -= standardised
+        errors: FloatArray = np.square(reconstruction, out=reconstruction)
         return errors
 
     def classifier_margin(self, filled: FloatArray) -> FloatArray:
-        margin: FloatArray = np.asarray(
-            self.bundle.classifier.predict(filled, raw_score=True, num_threads=self.threads),
-            dtype=np.float64,
-        )
-        return margin
+        """The classifier's raw score (log-odds), equal to ``predict(raw_score=True)``."""
+        return self.forest.margin(self.forest.global_leaves(self.forest.leaves(filled)))
 
     def score(self, raw: FloatArray, stage: Stage = no_stage) -> ScoreBatch:
-        """Every score for a batch of transactions; ``stage(name)`` wraps the autoencoder
-        and the classifier (the service passes a tracing span)."""
+        """Every score for a batch of transactions; ``stage(name)`` wraps the autoencoder,
+        the classifier and the calibration (the service passes a tracing span)."""
         filled, missing = self.impute(raw)
         with stage("autoencoder"):
             feature_errors = self.autoencoder_errors(filled)
             mean_error = feature_errors.mean(axis=1, dtype=np.float64)
             ae_score = self.bundle.anomaly.score(mean_error)
         with stage("classifier"):
-            margin = self.classifier_margin(filled)
-        clf_score = sigmoid(margin)
-        fused = self.bundle.fusion(ae_score, margin, mean_error)
-        probability = self.bundle.calibrator(fused)
+            leaf_ids = self.forest.global_leaves(self.forest.leaves(filled))
+            margin = self.forest.margin(leaf_ids)
+        with stage("calibration"):
+            fused = self.bundle.fusion(ae_score, margin, mean_error)
+            probability = self.bundle.calibrator(fused)
+            level_index = self.bundle.tiers.level_index(probability)
         return ScoreBatch(
             ae_score=ae_score,
-            clf_score=clf_score,
+            clf_score=sigmoid(margin),
             clf_margin=margin,
             ae_error=mean_error,
             fused=fused,
             probability=probability,
-            level_index=self.bundle.tiers.level_index(probability),
+            level_index=level_index,
             feature_errors=feature_errors,
             filled=filled,
             missing=missing,
+            leaf_ids=leaf_ids,
         )
 
+    def contributions(self, batch: ScoreBatch) -> FloatArray:
+        """The classifier's per-feature log-odds contributions (n x d) by ``reason_method``."""
+        if self.reason_method == "treeshap":
+            return self.forest.treeshap(batch.filled)
+        return self.forest.contributions(batch.leaf_ids)
+
     def reasons(self, batch: ScoreBatch, top_k: int = 3) -> list[list[Reason]]:
-        """Top reason codes per transaction: the features that pushed the classifier
-        towards fraud most (TreeSHAP ``pred_contrib``) and the features the autoencoder
-        reconstructed worst."""
-        filled = batch.filled
-        contrib = np.asarray(
-            self.bundle.classifier.predict(filled, pred_contrib=True, num_threads=self.threads)
-        )[:, :-1]  # the last column is the bias
-        error_share = batch.feature_errors / np.maximum(
-            batch.feature_errors.sum(axis=1, keepdims=True), 1e-12
-        )
+        """Top reason codes per transaction: the (at most ``top_k``) features that pushed the
+        classifier towards fraud most, then, for anomalous transactions (autoencoder score
+        at least 0.9), the features it reconstructed worst (at least 10 % of the error)."""
+        n = batch.filled.shape[0]
+        if top_k == 0 or n == 0:
+            return [[] for _ in range(n)]
+        k = min(top_k, len(self.features))
+        names, upper = self.features, self._upper
+        contributions = self.contributions(batch)
+        top = np.argsort(-contributions, axis=1, kind="stable")[:, :k].tolist()
         out: list[list[Reason]] = []
-        for i in range(filled.shape[0]):
-            reasons = [
+        for order, contrib, value in zip(
+            top, contributions.tolist(), batch.filled.tolist(), strict=True
+        ):
+            out.append(
+                [
+                    Reason(upper[j], names[j], "classifier", round(contrib[j], 4), value[j])
+                    for j in order
+                    if contrib[j] > 0
+                ]
+            )
+        for i in np.flatnonzero(batch.ae_score >= 0.9).tolist():
+            errors = batch.feature_errors[i]
+            share = (errors / max(float(errors.sum()), 1e-12)).tolist()
+            out[i] += [
                 Reason(
-                    self.features[j].upper(),
-                    self.features[j],
-                    "classifier",
-                    round(float(contrib[i, j]), 4),
-                    float(filled[i, j]),
-                )
-                for j in np.argsort(-contrib[i])[:top_k]
-                if contrib[i, j] > 0
-            ]
-            reasons += [
-                Reason(
-                    f"UNUSUAL_{self.features[j].upper()}",
-                    self.features[j],
+                    f"UNUSUAL_{upper[j]}",
+                    names[j],
                     "autoencoder",
-                    round(float(error_share[i, j]), 4),
-                    float(filled[i, j]),
+                    round(share[j], 4),
+                    float(batch.filled[i, j]),
                 )
-                for j in np.argsort(-error_share[i])[:top_k]
-                if batch.ae_score[i] >= 0.9 and error_share[i, j] >= 0.1
+                for j in _top_k(share, k)
+                if share[j] >= 0.1
             ]
-            out.append(reasons)
         return out
+
+
+def _top_k(values: list[float], k: int) -> list[int]:
+    """Indices of the ``k`` largest values, largest first (ties: the lower index first)."""
+    return sorted(range(len(values)), key=values.__getitem__, reverse=True)[:k]

@@ -1,0 +1,123 @@
+"""A fast reader for Feast's SQLite online store, equal to Feast's own ``online_read``.
+
+Feast's ``SqliteOnlineStore.online_read`` parses a timestamp and a ``ValueProto`` per
+stored (entity, feature) row in Python: about 0.11 ms per view for one entity and 70 ms
+per view for 1,000. This reader queries the same table with Feast's own table name and
+entity-key encoding (``serialize_entity_key``), but decodes the rows in bulk: every
+``double_val`` (9 bytes: tag 0x29 and a little-endian float64) at once with NumPy, any
+other value type through ``ValueProto``. The connection is read-only, so a reader can
+never change the store. ``tests/integration/test_feast.py`` checks that it returns exactly
+what Feast's provider returns for known, unknown and repeated entities.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.services.scoring.arrays import FloatArray
+
+_DOUBLE_TAG = 0x29  # field 5 (double_val), wire type 1 (64-bit)
+_DOUBLE = np.dtype([("tag", "u1"), ("value", "<f8")])
+
+
+def _epoch_seconds(stored: Any) -> float:
+    """Feast stores event_ts as epoch seconds; older stores hold ISO text (naive = UTC)."""
+    if isinstance(stored, int | float):
+        return float(stored)
+    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return (moment - datetime(1970, 1, 1)).total_seconds()
+    return moment.timestamp()
+
+
+class SqliteOnlineReader:
+    """Reads feature views from the SQLite database behind a Feast ``FeatureStore``."""
+
+    def __init__(self, store: Any) -> None:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        config = store.config
+        self._path = Path(SqliteOnlineStore._get_db_path(config)).resolve()
+        self._conn: sqlite3.Connection | None = None
+        self._project = config.project
+        self._versioning = bool(
+            getattr(config.registry, "enable_online_feature_view_versioning", False)
+        )
+        self._table_id = _table_id
+        self._value = Value
+        version = config.entity_key_serialization_version
+
+        @lru_cache(maxsize=65_536)
+        def key(join_key: str, entity: str) -> bytes:
+            proto = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=entity)])
+            encoded: bytes = serialize_entity_key(proto, entity_key_serialization_version=version)
+            return encoded
+
+        self._key = key
+
+    def table(self, view: Any) -> str:
+        """Feast's table name for ``view``, quoted."""
+        name = self._table_id(self._project, view, self._versioning)
+        return '"' + name.replace('"', '""') + '"'
+
+    def read(
+        self, view: Any, join_key: str, features: Sequence[str], ids: Sequence[str]
+    ) -> tuple[FloatArray, FloatArray]:
+        """(n x features values, n event times in epoch seconds); NaN where not stored."""
+        unique = list(dict.fromkeys(ids))
+        keys = [self._key(join_key, entity) for entity in unique]
+        position = {k: i for i, k in enumerate(keys)}
+        rows = self._connection().execute(
+            f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
+            f"WHERE entity_key IN ({','.join('?' * len(keys))})",
+            keys,
+        ).fetchall()
+        column = {name: j for j, name in enumerate(features)}
+        rows = [r for r in rows if r[1] in column]
+        found = np.full((len(unique), len(features)), np.nan)
+        event = np.full(len(unique), np.nan)
+        if rows:
+            entity = np.fromiter((position[r[0]] for r in rows), np.int64, len(rows))
+            feature = np.fromiter((column[r[1]] for r in rows), np.int64, len(rows))
+            found[entity, feature] = self._values([r[2] for r in rows])
+            event[entity] = [_epoch_seconds(r[3]) for r in rows]
+        index = [position[self._key(join_key, entity)] for entity in ids]
+        return found[index], event[index]
+
+    def _connection(self) -> sqlite3.Connection:
+        # Opened at the first read, like Feast's own store; read-only, so a missing
+        # database is an error (Feast would create an empty one).
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                f"{self._path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+        return self._conn
+
+    def _values(self, blobs: list[bytes]) -> FloatArray:
+        joined = b"".join(blobs)
+        if len(joined) == _DOUBLE.itemsize * len(blobs):
+            decoded = np.frombuffer(joined, dtype=_DOUBLE)
+            if bool((decoded["tag"] == _DOUBLE_TAG).all()):
+                doubles: FloatArray = decoded["value"].astype(np.float64)
+                return doubles
+        return np.array([self._decode(blob) for blob in blobs], dtype=np.float64)
+
+    def _decode(self, blob: bytes) -> float:
+        value = self._value.FromString(blob)
+        kind = value.WhichOneof("val")
+        return float(getattr(value, kind)) if kind is not None else np.nan
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
