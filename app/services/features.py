@@ -28,9 +28,9 @@ import numpy as np
 from app.services.online_sqlite import SqliteOnlineReader
 from app.services.scoring.arrays import FloatArray
 from feature_repo.feast_runtime import import_feast
+from feature_repo.request_features import REQUEST_FEATURES
 
 FeatureReader = Literal["auto", "feast"]
-from feature_repo.request_features import REQUEST_FEATURES
 
 
 class FeatureStoreError(Exception):

@@ -78,11 +78,15 @@ class SqliteOnlineReader:
         unique = list(dict.fromkeys(ids))
         keys = [self._key(join_key, entity) for entity in unique]
         position = {k: i for i, k in enumerate(keys)}
-        rows = self._connection().execute(
-            f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
-            f"WHERE entity_key IN ({','.join('?' * len(keys))})",
-            keys,
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
+                f"WHERE entity_key IN ({','.join('?' * len(keys))})",
+                keys,
+            )
+            .fetchall()
+        )
         column = {name: j for j, name in enumerate(features)}
         rows = [r for r in rows if r[1] in column]
         found = np.full((len(unique), len(features)), np.nan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -93,3 +94,50 @@ def test_historical_retrieval_is_point_in_time_correct(
         ]
         assert row.customer_tx_count_7d == len(history)
         assert (history.timestamp < row.event_timestamp).all()
+
+
+def test_the_bulk_sqlite_reader_returns_what_feast_returns(
+    feast_repo: Path, tiny_stream: pd.DataFrame
+) -> None:
+    """The service's SQLite reader against Feast's provider read: known, unknown and
+    repeated entities, one at a time and as a batch, values and snapshot times."""
+    from app.services.features import OnlineFeatures
+
+    bulk = OnlineFeatures.open(feast_repo, "feature_store.yaml", SERVICE)
+    feast = OnlineFeatures.open(feast_repo, "feature_store.yaml", SERVICE, reader="feast")
+    assert (bulk.reader, feast.reader) == ("sqlite", "feast")
+    recent = tiny_stream.tail(300)
+    ids = {
+        "customer_id": [*recent.customer_id, "C_NEVER_SEEN", recent.customer_id.iloc[0]],
+        "terminal_id": [*recent.terminal_id, "T_NEVER_SEEN", recent.terminal_id.iloc[0]],
+    }
+    batches = [ids] + [{k: [v[i]] for k, v in ids.items()} for i in (0, 150, 300, 301)]
+    for batch in batches:
+        ours, theirs = bulk.read(batch), feast.read(batch)
+        assert ours.keys() == theirs.keys()
+        for view in ours:
+            np.testing.assert_array_equal(ours[view].values, theirs[view].values)
+            np.testing.assert_array_equal(ours[view].event_seconds, theirs[view].event_seconds)
+    known = bulk.read(ids)
+    for view in known.values():
+        assert np.isnan(view.values[-2]).all() and np.isnan(view.event_seconds[-2])
+        assert not np.isnan(view.values[:-2]).all()
+    bulk.close()
+    feast.close()
+
+
+def test_the_bulk_reader_never_creates_a_missing_database(
+    feast_repo: Path, tmp_path: Path, tiny_stream: pd.DataFrame
+) -> None:
+    import shutil
+
+    from app.services.features import OnlineFeatures
+
+    repo = tmp_path / "repo"
+    shutil.copytree(feast_repo, repo)
+    features = OnlineFeatures.open(repo, "feature_store.yaml", SERVICE)
+    (repo / "data" / "online_store.db").unlink()
+    ids = {"customer_id": [tiny_stream.customer_id.iloc[-1]], "terminal_id": ["T1"]}
+    with pytest.raises(Exception, match="unable to open"):
+        features.read(ids)
+    assert not (repo / "data" / "online_store.db").exists()

@@ -113,5 +113,7 @@ class AnomalyNormalizer:
         return np.linspace(0.0, 1.0, self.log_error_quantiles.size)
 
     def score(self, errors: FloatArray) -> FloatArray:
-        scores: FloatArray = np.interp(np.log(errors + 1e-12), self.log_error_quantiles, self._levels)
+        scores: FloatArray = np.interp(
+            np.log(errors + 1e-12), self.log_error_quantiles, self._levels
+        )
         return scores

@@ -33,6 +33,8 @@ from scipy import sparse
 from app.services.scoring.arrays import FloatArray, IntArray
 
 ReasonMethod = Literal["path", "treeshap"]
+# LightGBM's loaded C library (the Python package keeps it private; the C API is public).
+_LIB: Any = vars(lgb_basic)["_LIB"]
 # Below this many rows a dense gather beats building a sparse indicator matrix.
 _DENSE_ROWS = 16
 
@@ -94,7 +96,7 @@ class _SingleRow:
         self._n_features = booster.num_feature()
         self._handle = ctypes.c_void_p()
         lgb_basic._safe_call(
-            lgb_basic._LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 booster._handle,
                 ctypes.c_int(lgb_basic._C_API_PREDICT_LEAF_INDEX),
                 ctypes.c_int(0),  # start iteration
@@ -112,7 +114,7 @@ class _SingleRow:
     def leaves(self, row: FloatArray) -> IntArray:
         data = np.ascontiguousarray(row, dtype=np.float64)
         lgb_basic._safe_call(
-            lgb_basic._LIB.LGBM_BoosterPredictForMatSingleRowFast(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFast(
                 self._handle,
                 data.ctypes.data_as(ctypes.c_void_p),
                 ctypes.byref(self._out_len),
@@ -123,7 +125,7 @@ class _SingleRow:
 
     def __del__(self) -> None:
         if getattr(self, "_handle", None) is not None and self._handle.value:
-            lgb_basic._LIB.LGBM_FastConfigFree(self._handle)
+            _LIB.LGBM_FastConfigFree(self._handle)
 
 
 class CompiledForest:

@@ -1,0 +1,378 @@
+"""``python -m benchmarks`` (``make bench``): measure the service and write BENCHMARKS.md.
+
+Sections, in order:
+
+1. ``inprocess``: the per-request stage breakdown (:mod:`benchmarks.inprocess`).
+2. ``service``: the real service (``python -m app``, one uvicorn worker pinned to core 0,
+   production settings: INFO logs, tracing on) driven over loopback HTTP by
+   :mod:`benchmarks.loadgen` on core 1: cold start and memory, unloaded latency,
+   saturation, open-loop latency at 25/50/75 % of saturation, and the batch endpoint.
+3. ``naive``: the naive baseline (:mod:`benchmarks.naive_app`) on the same core, the same
+   requests, in the same run; its probabilities are checked against the service's.
+4. ``training``: ``training.external`` on a 300,000-row file, and the training pipeline's
+   stages (``--pipeline scratch`` reruns them from scratch in a copy of the workspace;
+   ``auto`` times whatever ``dvc repro`` has to do in the workspace).
+
+Results go to ``benchmarks/results.json`` and ``BENCHMARKS.md``. Every load is bounded in
+time and count and every server listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from benchmarks import loadgen
+from benchmarks.report import write_markdown
+from benchmarks.server import Server, start
+
+HOST = "127.0.0.1"
+STAGES = ("data", "features", "materialize", "training_set", "train", "evaluate")
+
+
+def request_bodies(data: Path, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` transactions of the time-later stream, as ``/v1/predict`` bodies."""
+    frame = pd.read_parquet(data).tail(n)
+    return [
+        {
+            "transaction_id": str(r.transaction_id),
+            "customer_id": str(r.customer_id),
+            "terminal_id": str(r.terminal_id),
+            "timestamp": r.timestamp.isoformat(),
+            "amount": float(r.amount),
+            "merchant_category": str(r.merchant_category),
+            "channel": str(r.channel),
+            "entry_mode": str(r.entry_mode),
+            "is_foreign": bool(r.is_foreign),
+            "distance_from_home_km": float(r.distance_from_home_km),
+        }
+        for r in frame.itertuples()
+    ]
+
+
+def pin(cores: set[int]) -> None:
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
+def _post(port: int, path: str, body: bytes) -> dict[str, Any]:
+    import http.client
+
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    data = answer.read()
+    connection.close()
+    if answer.status != 200:
+        raise RuntimeError(f"POST {path}: {answer.status} {data[:200]!r}")
+    parsed: dict[str, Any] = json.loads(data)
+    return parsed
+
+
+def _rate_levels(saturation: float) -> list[tuple[int, float]]:
+    return [(share, saturation * share / 100) for share in (25, 50, 75)]
+
+
+async def measure_service(
+    server: Server, singles: list[bytes], batches: dict[int, list[bytes]], seconds: float
+) -> dict[str, Any]:
+    port = server.port
+    predict = loadgen.encode_requests(HOST, port, "/v1/predict", singles)
+    health = loadgen.encode_requests(HOST, port, "/healthz", [b""], method="GET")
+    out: dict[str, Any] = {"ready_seconds": round(server.ready_seconds, 3)}
+    out["rss_ready_mb"] = round(server.rss_mb(), 1)
+    await loadgen.closed_loop(HOST, port, predict, 8, min(seconds, 3.0))  # warm-up
+    out["unloaded"] = (await loadgen.one_by_one(HOST, port, predict, int(200 * seconds))).summary()
+    saturation = await loadgen.closed_loop(HOST, port, predict, 32, seconds)
+    out["saturation"] = {"connections": 32, **saturation.summary()}
+    out["open_loop"] = []
+    for share, rate in _rate_levels(saturation.throughput):
+        run = await loadgen.open_loop(HOST, port, predict, rate, seconds)
+        out["open_loop"].append({"share": share, "offered_rps": round(rate, 1), **run.summary()})
+    out["batch"] = []
+    for size, bodies in batches.items():
+        requests = loadgen.encode_requests(HOST, port, "/v1/predict/batch", bodies)
+        run = await loadgen.closed_loop(HOST, port, requests, 2, seconds)
+        out["batch"].append(
+            {"size": size, "tx_per_second": round(run.throughput * size, 0), **run.summary()}
+        )
+    out["rss_after_load_mb"] = round(server.rss_mb(), 1)
+    health_run = await loadgen.closed_loop(HOST, port, health, 32, min(seconds, 5.0))
+    out["healthz_rps"] = round(health_run.throughput, 0)
+    return out
+
+
+async def generator_ceiling(port: int, singles: list[bytes], seconds: float) -> float:
+    """The load generator against a server that does nothing: its own limit."""
+    requests = loadgen.encode_requests(HOST, port, "/v1/predict", singles)
+    return (await loadgen.closed_loop(HOST, port, requests, 32, seconds)).throughput
+
+
+async def measure_naive(server: Server, singles: list[bytes], seconds: float) -> dict[str, Any]:
+    port = server.port
+    predict = loadgen.encode_requests(HOST, port, "/v1/predict", singles)
+    out: dict[str, Any] = {
+        "ready_seconds": round(server.ready_seconds, 3),
+        "rss_ready_mb": round(server.rss_mb(), 1),
+    }
+    await loadgen.closed_loop(HOST, port, predict, 2, min(seconds, 3.0))  # warm-up
+    out["unloaded"] = (await loadgen.one_by_one(HOST, port, predict, int(10 * seconds))).summary()
+    run = await loadgen.closed_loop(HOST, port, predict, 8, seconds)
+    out["saturation"] = {"connections": 8, **run.summary()}
+    out["rss_after_load_mb"] = round(server.rss_mb(), 1)
+    return out
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    bodies = request_bodies(args.data, args.transactions)
+    singles = [orjson.dumps(b) for b in bodies]
+    batches = {
+        size: [
+            orjson.dumps({"transactions": bodies[i : i + size]})
+            for i in range(0, len(bodies) - size + 1, size)
+        ]
+        for size in (100, 1000)
+    }
+    server_cores = {0} if args.pin else None
+    pin({1} if args.pin else set())
+    # as the Dockerfile does: the service's own modules compiled once, never at start-up
+    subprocess.run(
+        [str(args.serve_python), "-m", "compileall", "-q", "app", "feature_repo"], check=True
+    )
+    env = {
+        "HOST": HOST,
+        "PORT": str(args.port),
+        "WORKERS": "1",
+        "LOG_LEVEL": "INFO",
+        "LABEL_LOG": str(args.out_dir / "labels.sqlite"),
+    }
+    colds = []
+    for i in range(args.cold_starts):
+        server = start(
+            [str(args.serve_python), "-m", "app"],
+            args.port,
+            env,
+            server_cores,
+            args.out_dir / f"service-{i}.log",
+        )
+        colds.append((server.ready_seconds, server.rss_mb()))
+        if i < args.cold_starts - 1:
+            server.stop()
+    try:
+        service = asyncio.run(measure_service(server, singles, batches, args.seconds))
+        reference = [_post(args.port, "/v1/predict", body) for body in singles[: args.parity]]
+    finally:
+        server.stop()
+    static = start(
+        _python("-m", "benchmarks.static_server", str(args.port + 2)),
+        args.port + 2,
+        {},
+        server_cores,
+        args.out_dir / "static.log",
+        ready_path="/",
+    )
+    try:
+        ceiling = asyncio.run(generator_ceiling(args.port + 2, singles, min(args.seconds, 5.0)))
+        service["generator_ceiling_rps"] = round(ceiling, 0)
+    finally:
+        static.stop()
+    service["cold_starts"] = [
+        {"ready_seconds": round(s, 3), "rss_ready_mb": round(m, 1)} for s, m in colds
+    ]
+    results["service"] = service
+    if args.naive:
+        naive_env = {"NAIVE_BUNDLE": str(args.bundle), "NAIVE_FEATURE_REPO": "feature_repo"}
+        command = _python(
+            "-m", "uvicorn", "benchmarks.naive_app:create_app", "--factory",
+            "--host", HOST, "--port", str(args.port + 1), "--log-level", "warning",
+        )  # fmt: skip
+        naive = start(command, args.port + 1, naive_env, server_cores, args.out_dir / "naive.log")
+        try:
+            baseline = asyncio.run(measure_naive(naive, singles, args.seconds))
+            answers = [_post(args.port + 1, "/v1/predict", body) for body in singles[: args.parity]]
+        finally:
+            naive.stop()
+        baseline["parity_max_abs_diff"] = max(
+            abs(a["fraud_probability"] - b["fraud_probability"])
+            for a, b in zip(answers, reference, strict=True)
+        )
+        baseline["parity_checked"] = len(answers)
+        results["naive"] = baseline
+    pin(set(range(os.cpu_count() or 1)))
+
+
+def handbook_file(source: Path, rows: int, path: Path) -> Path:
+    """The first ``rows`` simulated transactions in the Fraud Detection Handbook's schema."""
+    frame = pd.read_parquet(source).head(rows)
+    pd.DataFrame(
+        {
+            "TRANSACTION_ID": range(len(frame)),
+            "TX_DATETIME": frame.timestamp.dt.tz_localize(None),
+            "CUSTOMER_ID": frame.customer_id,
+            "TERMINAL_ID": frame.terminal_id,
+            "TX_AMOUNT": frame.amount,
+            "TX_FRAUD": frame.is_fraud.astype(int),
+            "TX_FRAUD_SCENARIO": frame.fraud_scenario,
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def _timed(command: list[str], cwd: Path, log: Path) -> float:
+    began = time.perf_counter()
+    with log.open("wb") as out:
+        subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=True)
+    return round(time.perf_counter() - began, 1)
+
+
+def run_training(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    training: dict[str, Any] = {}
+    if args.external_rows > 0:
+        csv = handbook_file(
+            Path("data/v0/transactions.parquet"),
+            args.external_rows,
+            args.out_dir / "handbook.csv",
+        )
+        metrics = args.out_dir / "external_handbook.json"
+        seconds = _timed(
+            _python("-m", "training.external", "--schema", "handbook", "--data", str(csv),
+                    "--out", str(metrics)),
+            Path.cwd(),
+            args.out_dir / "external.log",
+        )  # fmt: skip
+        report = json.loads(metrics.read_text())
+        training["external"] = {
+            "rows": args.external_rows,
+            "seconds": seconds,
+            "phase_seconds": report["phase_seconds"],
+            "test_rows": report["n_test"],
+            "test_auprc": round(report["auprc"], 4),
+        }
+    if args.pipeline != "skip":
+        training["pipeline"] = pipeline_times(args)
+    results["training"] = training
+
+
+def pipeline_times(args: argparse.Namespace) -> dict[str, Any]:
+    """Wall time of each training stage, run one by one with ``dvc repro --single-item``."""
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    workspace = Path.cwd()
+    if args.pipeline == "scratch":
+        workspace = args.out_dir / "pipeline"
+        subprocess.run(["rm", "-rf", str(workspace)], check=True)
+        workspace.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "HEAD"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(workspace)], input=archive.stdout, check=True)
+        subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+        cache = str(Path(".dvc/cache").resolve())
+        subprocess.run([dvc, "cache", "dir", "--local", cache], cwd=workspace, check=True)
+        subprocess.run([dvc, "checkout", "-q", "data.dvc"], cwd=workspace, check=True)
+    force = ["--force", "--no-run-cache"] if args.pipeline == "scratch" else []
+    stages = []
+    for stage in STAGES:
+        log = args.out_dir / f"pipeline-{stage}.log"
+        seconds = _timed([dvc, "repro", *force, "--single-item", stage], workspace, log)
+        ran = "Running stage" in log.read_text()
+        stages.append({"stage": stage, "seconds": seconds, "ran": ran})
+    return {"mode": args.pipeline, "stages": stages}
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory) / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit or "unknown",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
+    parser.add_argument("--transactions", type=int, default=6000, help="distinct requests")
+    parser.add_argument("--inprocess", type=int, default=2000, help="transactions timed")
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--parity", type=int, default=50, help="answers compared with naive")
+    parser.add_argument("--port", type=int, default=8300)
+    parser.add_argument(
+        "--serve-python",
+        type=Path,
+        default=Path(sys.executable),
+        help="the interpreter that runs the service (make bench: the requirements-api venv)",
+    )
+    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
+    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
+    parser.add_argument("--external-rows", type=int, default=300_000)
+    parser.add_argument("--pipeline", choices=("auto", "scratch", "skip"), default="auto")
+    parser.add_argument("--no-naive", dest="naive", action="store_false")
+    parser.add_argument("--out-dir", type=Path, default=Path("build/bench"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    args.pin = (os.cpu_count() or 1) >= 2
+    args.out_dir = args.out_dir.resolve()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    began = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "settings": {
+        "seconds_per_level": args.seconds, "distinct_requests": args.transactions,
+        "pinned": args.pin,
+    }}  # fmt: skip
+    if args.pipeline == "auto":  # the workspace must be up to date before serving from it
+        results["training"] = {"pipeline": pipeline_times(args)}
+        args.pipeline = "skip"
+    from app.core.config import Settings
+    from benchmarks.inprocess import breakdown
+
+    bodies = [orjson.dumps(b) for b in request_bodies(args.data, args.inprocess + 200)]
+    pin({0} if args.pin else set())
+    results["inprocess"] = breakdown(Settings(log_level="WARNING"), bodies)
+    pin(set(range(os.cpu_count() or 1)))
+    run_servers(args, results)
+    pipeline = results.get("training", {}).get("pipeline")
+    run_training(args, results)
+    if pipeline is not None:
+        results["training"]["pipeline"] = pipeline
+    results["total_seconds"] = round(time.perf_counter() - began, 1)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.markdown)
+    print(f"wrote {args.markdown} and {args.results} in {results['total_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

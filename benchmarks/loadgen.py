@@ -1,0 +1,246 @@
+"""A small HTTP/1.1 load generator on asyncio (uvloop): closed loop, open loop, one by one.
+
+Python, so it runs with nothing but the project's own requirements, and light enough that
+one core drives several thousand requests per second (``make bench`` measures and reports
+its ceiling against ``/healthz``, so a result limited by the generator would show).
+
+- ``closed_loop``: ``connections`` clients each send the next request as soon as the last
+  answer arrives, for ``duration`` seconds: the throughput at saturation.
+- ``open_loop``: requests are due at a fixed ``rate`` whatever the server does; each
+  latency is measured from the moment the request was due, not from when a connection
+  became free, so a server that falls behind shows the queueing (no coordinated omission).
+- ``one_by_one``: a single connection, one request at a time: the unloaded latency.
+
+Every request body comes from ``bodies`` in turn, so the server sees many customers and
+terminals rather than one cached row. A request fails when the connection breaks or the
+status is not 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Run:
+    """Latencies (seconds) of the answered requests, and what went wrong."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    late: int = 0  # open loop: requests sent more than 1 ms after they were due
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile in milliseconds (NaN without answers)."""
+        if not self.latencies:
+            return float("nan")
+        return float(np.percentile(np.asarray(self.latencies), q) * 1000.0)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "requests": self.count,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "throughput_rps": round(self.throughput, 1),
+            "p50_ms": round(self.percentile(50), 3),
+            "p95_ms": round(self.percentile(95), 3),
+            "p99_ms": round(self.percentile(99), 3),
+            "max_ms": round(self.percentile(100), 3),
+            "late": self.late,
+        }
+
+
+def encode_requests(
+    host: str, port: int, path: str, bodies: Sequence[bytes], method: str = "POST"
+) -> list[bytes]:
+    """Complete HTTP/1.1 requests (keep-alive), one per body (JSON)."""
+    return [
+        (
+            f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; ``request`` sends bytes and returns the status code."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._parse()
+
+    def _parse(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buffer[:end]).split(b"\r\n")
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        if len(self.buffer) < end + 4 + length:
+            return
+        del self.buffer[: end + 4 + length]
+        status = int(head[0].split(b" ", 2)[1])
+        if not self.waiter.done():
+            self.waiter.set_result(status)
+
+    async def request(self, raw: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        try:
+            return await self.waiter
+        finally:
+            self.waiter = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _connect(host: str, port: int) -> _Connection:
+    _, protocol = await asyncio.get_running_loop().create_connection(_Connection, host, port)
+    return protocol
+
+
+def _record(run: Run, status: int, latency: float) -> None:
+    run.statuses[status] = run.statuses.get(status, 0) + 1
+    if 200 <= status < 300:
+        run.latencies.append(latency)
+    else:
+        run.errors += 1
+
+
+async def closed_loop(
+    host: str, port: int, requests: Sequence[bytes], connections: int, duration: float
+) -> Run:
+    """Saturation: ``connections`` clients back to back for ``duration`` seconds."""
+    pool = [await _connect(host, port) for _ in range(connections)]
+    cycle = itertools.cycle(requests)
+    run = Run(seconds=duration)
+    stop = time.perf_counter() + duration
+
+    async def client(conn: _Connection) -> None:
+        while time.perf_counter() < stop and not conn.closed:
+            began = time.perf_counter()
+            try:
+                status = await conn.request(next(cycle))
+            except ConnectionError:
+                run.errors += 1
+                return
+            _record(run, status, time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in pool))
+    run.seconds = time.perf_counter() - began
+    for conn in pool:
+        conn.close()
+    return run
+
+
+async def open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    rate: float,
+    duration: float,
+    max_connections: int = 256,
+) -> Run:
+    """Requests due every ``1 / rate`` seconds for ``duration`` seconds, on as many
+    connections as are needed (at most ``max_connections``; beyond that a request waits
+    for a free one, and its wait counts in its latency)."""
+    loop = asyncio.get_running_loop()
+    idle: list[_Connection] = []
+    opened = 0
+    freed = asyncio.Condition()
+    run = Run(seconds=duration)
+    total = int(rate * duration)
+    cycle = itertools.cycle(requests)
+
+    async def one(due: float, raw: bytes) -> None:
+        nonlocal opened
+        async with freed:
+            while not idle and opened >= max_connections:
+                await freed.wait()
+            if idle:
+                conn = idle.pop()
+            else:
+                opened += 1
+                conn = None
+        if conn is None:
+            conn = await _connect(host, port)
+        try:
+            status = await conn.request(raw)
+        except ConnectionError:
+            run.errors += 1
+            async with freed:
+                opened -= 1
+                freed.notify()
+            return
+        _record(run, status, time.perf_counter() - due)
+        async with freed:
+            idle.append(conn)
+            freed.notify()
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif -delay > 0.001:
+            run.late += 1
+        tasks.append(loop.create_task(one(due, next(cycle))))
+    await asyncio.gather(*tasks)
+    run.seconds = time.perf_counter() - start
+    for conn in idle:
+        conn.close()
+    return run
+
+
+async def one_by_one(host: str, port: int, requests: Sequence[bytes], count: int) -> Run:
+    """Unloaded latency: one connection, ``count`` requests in sequence."""
+    conn = await _connect(host, port)
+    run = Run(seconds=0.0)
+    began = time.perf_counter()
+    for raw, _ in zip(itertools.cycle(requests), range(count), strict=False):
+        sent = time.perf_counter()
+        _record(run, await conn.request(raw), time.perf_counter() - sent)
+    run.seconds = time.perf_counter() - began
+    conn.close()
+    return run

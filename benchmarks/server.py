@@ -1,0 +1,78 @@
+"""Start a server process pinned to one core, time it to ready, read its memory, stop it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Server:
+    """A running server: its process, port, and seconds from launch to ``/readyz`` = 200."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    ready_seconds: float
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process (MiB), from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _ready(port: int, path: str) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def start(
+    command: Sequence[str],
+    port: int,
+    env: Mapping[str, str],
+    cores: set[int] | None,
+    log: Path,
+    ready_path: str = "/readyz",
+    timeout: float = 180.0,
+) -> Server:
+    """Launch ``command`` (pinned to ``cores``) and wait until ``ready_path`` answers 200."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        began = time.perf_counter()
+        process = subprocess.Popen(
+            list(command),
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
+    while time.perf_counter() - began < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}; see {log}")
+        if _ready(port, ready_path):
+            return Server(process, port, time.perf_counter() - began)
+        time.sleep(0.01)
+    process.kill()
+    raise TimeoutError(f"{' '.join(command)} not ready within {timeout} s; see {log}")

@@ -1,0 +1,74 @@
+"""The load generator against a real server: counts, errors, open-loop pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks import loadgen
+from benchmarks.server import start
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def static_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("static") / "static.log"
+    server = start(
+        [sys.executable, "-m", "benchmarks.static_server", str(port)], port, {}, None, log, "/"
+    )
+    yield port
+    server.stop()
+
+
+def test_closed_loop_counts_every_answer(static_port: int) -> None:
+    requests = loadgen.encode_requests("127.0.0.1", static_port, "/x", [b'{"a":1}', b"{}"])
+    run = asyncio.run(loadgen.closed_loop("127.0.0.1", static_port, requests, 4, 0.5))
+    assert run.errors == 0 and run.count > 100
+    assert run.statuses == {200: run.count}
+    summary = run.summary()
+    assert summary["p50_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+    assert summary["throughput_rps"] == pytest.approx(run.count / run.seconds, rel=1e-3)
+
+
+def test_open_loop_sends_at_the_offered_rate(static_port: int) -> None:
+    requests = loadgen.encode_requests("127.0.0.1", static_port, "/x", [b"{}"])
+    began = time.perf_counter()
+    run = asyncio.run(loadgen.open_loop("127.0.0.1", static_port, requests, 200, 1.0))
+    elapsed = time.perf_counter() - began
+    assert run.count == 200 and run.errors == 0
+    assert 0.95 <= elapsed < 2.0  # paced over the second, not sent at once
+
+
+def test_non_2xx_and_broken_connections_are_errors(static_port: int) -> None:
+    refused = _free_port()
+    with pytest.raises(OSError):
+        asyncio.run(loadgen.one_by_one("127.0.0.1", refused, [b"GET / HTTP/1.1\r\n\r\n"], 1))
+    run = loadgen.Run(seconds=1.0)
+    loadgen._record(run, 503, 0.01)
+    loadgen._record(run, 200, 0.02)
+    assert (run.errors, run.count, run.statuses) == (1, 1, {503: 1, 200: 1})
+
+
+def test_one_by_one_is_sequential(static_port: int) -> None:
+    requests = loadgen.encode_requests("127.0.0.1", static_port, "/", [b""], method="GET")
+    run = asyncio.run(loadgen.one_by_one("127.0.0.1", static_port, requests, 50))
+    assert run.count == 50 and run.errors == 0
+    assert sum(run.latencies) <= run.seconds
+
+
+def test_a_server_that_exits_is_reported(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        start(command, _free_port(), {}, None, tmp_path / "x.log")
