@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     feature_store_yaml: str = "feature_store.yaml"
     feature_service: str = "fraud_detection_v1"
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    coalesce_max: int = Field(
+        default=64,
+        ge=1,
+        le=1_000,
+        description="single requests queued together are scored as one group of at most this "
+        "many (1: never)",
+    )
     feature_reader: Literal["auto", "feast"] = Field(
         default="auto",
         description="auto: read a SQLite online store in bulk (same values); feast: Feast's read",

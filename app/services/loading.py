@@ -58,5 +58,6 @@ def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
         Predictor(model.bundle, settings.reasons_top_k, settings.reason_method),
         settings.feature_timeout_ms / 1000,
         span,
+        coalesce_max=settings.coalesce_max,
     )
     return Scoring(model, features, feature_problem, service)
