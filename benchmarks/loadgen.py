@@ -12,8 +12,9 @@ its ceiling against ``/healthz``, so a result limited by the generator would sho
 - ``one_by_one``: a single connection, one request at a time: the unloaded latency.
 
 Every request body comes from ``bodies`` in turn, so the server sees many customers and
-terminals rather than one cached row. A request fails when the connection breaks or the
-status is not 2xx.
+terminals rather than one cached row. A request fails when the connection breaks, no
+answer comes within ``TIMEOUT`` seconds, or the status is not 2xx. A keep-alive connection
+the server has closed while it sat idle is dropped and replaced, not counted as an error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+TIMEOUT = 30.0  # seconds; a request without an answer by then is an error
 
 
 @dataclass
@@ -119,11 +122,15 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(status)
 
     async def request(self, raw: bytes) -> int:
-        assert self.transport is not None
+        if self.closed or self.transport is None:
+            raise ConnectionError("connection closed")
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(raw)
         try:
-            return await self.waiter
+            return await asyncio.wait_for(self.waiter, TIMEOUT)
+        except TimeoutError as exc:
+            self.close()
+            raise ConnectionError("no answer") from exc
         finally:
             self.waiter = None
 
@@ -194,7 +201,12 @@ async def open_loop(
     async def one(due: float, raw: bytes) -> None:
         nonlocal opened
         async with freed:
-            while not idle and opened >= max_connections:
+            while True:
+                while idle and idle[-1].closed:  # closed by the server while idle
+                    idle.pop()
+                    opened -= 1
+                if idle or opened < max_connections:
+                    break
                 await freed.wait()
             if idle:
                 conn = idle.pop()

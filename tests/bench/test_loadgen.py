@@ -72,3 +72,18 @@ def test_a_server_that_exits_is_reported(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "raise SystemExit(3)"]
     with pytest.raises(RuntimeError, match="exited with 3"):
         start(command, _free_port(), {}, None, tmp_path / "x.log")
+
+
+def test_a_connection_closed_while_idle_is_replaced_not_hung(static_port: int) -> None:
+    async def scenario() -> tuple[loadgen.Run, bool]:
+        conn = await loadgen._connect("127.0.0.1", static_port)
+        conn.close()
+        await asyncio.sleep(0.05)
+        with pytest.raises(ConnectionError):
+            await conn.request(b"GET / HTTP/1.1\r\n\r\n")
+        requests = loadgen.encode_requests("127.0.0.1", static_port, "/x", [b"{}"])
+        run = await loadgen.open_loop("127.0.0.1", static_port, requests, 100, 0.3)
+        return run, conn.closed
+
+    run, closed = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert closed and run.count == 30 and run.errors == 0
