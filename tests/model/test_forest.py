@@ -104,3 +104,16 @@ def test_both_reason_methods_name_the_features_that_raise_risk(tiny_trained: Any
             assert all(r.contribution > 0 for r in clf)
     with pytest.raises(ValueError, match="reason method"):
         EnsembleScorer(result.bundle, reason_method="lime")  # type: ignore[arg-type]
+
+
+def test_a_scorer_pickles_after_scoring_one_row(tiny_trained: Any) -> None:
+    """MLflow's pyfunc wrapper pickles a scorer that has already served single rows."""
+    import pickle
+
+    result, parts, _ = tiny_trained
+    scorer = EnsembleScorer(result.bundle)
+    x = parts["test"].x[:5]
+    before = [scorer.score(x[i : i + 1]).probability[0] for i in range(5)]
+    clone = pickle.loads(pickle.dumps(scorer))
+    after = [clone.score(x[i : i + 1]).probability[0] for i in range(5)]
+    assert before == after

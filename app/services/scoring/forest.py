@@ -138,6 +138,16 @@ class CompiledForest:
         self.n_trees = int(self.tables.offsets.size)
         self._local = threading.local()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The single-row predictors hold C handles: each process (and thread) makes its own.
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def leaves(self, filled: FloatArray) -> IntArray:
         """Index of the reached leaf in every tree (n x trees)."""
         if filled.shape[0] == 1:
