@@ -21,6 +21,7 @@ from app.schemas import TransactionIn
 from app.services.feature_rows import entity_ids
 from app.services.features import OnlineFeatures
 from app.services.loading import load_scoring
+from benchmarks.naive_app import feast_row
 
 STAGES = (
     "request parsing",
@@ -131,17 +132,5 @@ def _feast_api(features: OnlineFeatures, tx: TransactionIn) -> Any:
     store = features._store
     return store.get_online_features(
         features=store.get_feature_service(features.service_name, allow_cache=True),
-        entity_rows=[
-            {
-                "customer_id": tx.customer_id,
-                "terminal_id": tx.terminal_id,
-                "amount": tx.amount,
-                "tx_epoch_seconds": int(tx.epoch_seconds),
-                "distance_from_home_km": tx.distance_from_home_km,
-                "is_foreign": int(tx.is_foreign),
-                "channel": tx.channel,
-                "entry_mode": tx.entry_mode,
-                "merchant_category": tx.merchant_category or "unknown",
-            }
-        ],
+        entity_rows=[feast_row(tx)],
     ).to_dict()

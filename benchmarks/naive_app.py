@@ -31,6 +31,8 @@ from pydantic import BaseModel
 from app.schemas import TransactionIn
 from app.services.scoring.bundle import load_bundle
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS
+from feature_repo.online_request import online_request
+from feature_repo.request_features import REQUEST_DEFAULTS
 
 
 class NaiveReason(BaseModel):
@@ -44,6 +46,14 @@ class NaiveScore(BaseModel):
     risk_level: str
     decision: str
     reasons: list[NaiveReason]
+
+
+def feast_row(tx: TransactionIn) -> dict[str, Any]:
+    """The ``get_online_features`` entity row of a request (keys and request fields)."""
+    row = online_request(tx)
+    if tx.merchant_category is None:
+        row["merchant_category"] = REQUEST_DEFAULTS["merchant_category"]
+    return row
 
 
 def keras_autoencoder(bundle: Any) -> Any:
@@ -80,22 +90,7 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/predict", response_model=NaiveScore)
     def predict(tx: TransactionIn) -> NaiveScore:
-        online = store.get_online_features(
-            features=service,
-            entity_rows=[
-                {
-                    "customer_id": tx.customer_id,
-                    "terminal_id": tx.terminal_id,
-                    "amount": tx.amount,
-                    "tx_epoch_seconds": int(tx.epoch_seconds),
-                    "distance_from_home_km": tx.distance_from_home_km,
-                    "is_foreign": int(tx.is_foreign),
-                    "channel": tx.channel,
-                    "entry_mode": tx.entry_mode,
-                    "merchant_category": tx.merchant_category or "unknown",
-                }
-            ],
-        ).to_df()
+        online = store.get_online_features(features=service, entity_rows=[feast_row(tx)]).to_df()
         frame = online.reindex(columns=features).astype(float)
         frame = frame.fillna(pd.Series(bundle.fill_values, index=features))
         x = frame.to_numpy()
