@@ -63,7 +63,11 @@ RUN apt-get update \
         --shell /usr/sbin/nologin fraud \
     && install -d -o 10001 -g 10001 -m 0750 /srv/fraud/var
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# One worker per pod with a one-core limit: native thread pools (OpenMP for LightGBM,
+# OpenBLAS for NumPy) stay at one thread instead of contending for the same core.
+ENV OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONPATH=/srv/fraud \
     VIRTUAL_ENV=/opt/venv \

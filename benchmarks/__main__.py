@@ -161,6 +161,9 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "WORKERS": "1",
         "LOG_LEVEL": "INFO",
         "LABEL_LOG": str(args.out_dir / "labels.sqlite"),
+        # as the image sets them for its one-core pods
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
     }
     colds = []
     for i in range(args.cold_starts):

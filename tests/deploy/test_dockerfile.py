@@ -210,6 +210,14 @@ def test_healthcheck_probes_healthz_in_exec_form() -> None:
     assert "timeout" in flags
 
 
+def test_native_thread_pools_match_the_one_core_pod() -> None:
+    """One worker per one-core pod: OpenMP (LightGBM) and OpenBLAS (NumPy) at one thread."""
+    env = " ".join(of("ENV")).split()
+    assert "OMP_NUM_THREADS=1" in env and "OPENBLAS_NUM_THREADS=1" in env
+    manifest = (ROOT / "k8s" / "base" / "deployment.yaml").read_text()
+    assert 'cpu: "1"' in manifest  # the limit those settings assume
+
+
 def test_cmd_and_entrypoint_are_exec_form() -> None:
     commands = of("CMD") + of("ENTRYPOINT")
     assert commands, "no CMD"
