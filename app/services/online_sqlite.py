@@ -96,7 +96,8 @@ class SqliteOnlineReader:
             feature = np.fromiter((column[r[1]] for r in rows), np.int64, len(rows))
             found[entity, feature] = self._values([r[2] for r in rows])
             event[entity] = [_epoch_seconds(r[3]) for r in rows]
-        index = [position[self._key(join_key, entity)] for entity in ids]
+        row_of = {entity: i for i, entity in enumerate(unique)}
+        index = [row_of[entity] for entity in ids]
         return found[index], event[index]
 
     def _connection(self) -> sqlite3.Connection:
