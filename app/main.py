@@ -25,14 +25,23 @@ from app.api.routes import feedback, health, model, predict
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.telemetry import ServerSpans, Span, span_factory, tracer_provider
+from app.services.api_keys import ApiKeys
 from app.services.label_log import LabelLog
 from app.services.loading import load_scoring
 from app.services.metrics import ServiceMetrics
+from app.services.prediction_log import PredictionLog
+from app.services.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 # Probes and scrapes run every few seconds and would drown the traces.
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def api_keys(settings: Settings) -> ApiKeys:
+    """The keys from ``API_KEYS`` (fixed) and ``API_KEYS_FILE`` (re-read on change)."""
+    fixed = settings.api_keys.get_secret_value().split(",") if settings.api_keys else []
+    return ApiKeys(fixed, settings.api_keys_file, settings.api_keys_refresh_seconds)
 
 
 def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Runtime:
@@ -47,6 +56,11 @@ def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Run
         feature_problem=scoring.feature_problem,
         service=scoring.service,
         labels=LabelLog(settings.label_log),
+        audit=PredictionLog(
+            settings.audit_log, settings.audit_synchronous, settings.audit_retention_hours
+        ),
+        keys=api_keys(settings),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         metrics=metrics,
     )
     predictor = scoring.service.predictor
@@ -94,6 +108,7 @@ def create_app(
             runtime.accepting = False
             runtime.service.close()
             runtime.labels.close()
+            runtime.audit.close()
             provider.shutdown()
 
     app = FastAPI(

@@ -193,6 +193,16 @@ class ModelOut(BaseModel):
     metadata: dict[str, Any]
 
 
+class ReloadOut(BaseModel):
+    """The outcome of a reload: the new bundle scores now, or it was refused and the
+    previous model (or the rules) keeps scoring."""
+
+    status: Literal["reloaded", "refused"]
+    version: str = Field(description="the version scoring after the reload")
+    previous_version: str
+    problem: str | None = Field(description="why the new bundle was refused")
+
+
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str

@@ -60,6 +60,7 @@ def settings_for(tiny_bundle: Path, feast_repo: Path, tmp_path: Path) -> Callabl
             "bundle_uri": str(tiny_bundle),
             "feature_repo": feast_repo,
             "label_log": tmp_path / "labels.sqlite",
+            "audit_log": tmp_path / "predictions.sqlite",
             "log_level": "WARNING",
         }
         values.update(overrides)

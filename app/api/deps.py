@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
+import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -11,10 +12,13 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from app.core.config import Settings
+from app.services.api_keys import ApiKeys
 from app.services.features import OnlineFeatures
 from app.services.label_log import LabelLog
 from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel
+from app.services.prediction_log import PredictionLog
+from app.services.rate_limit import RateLimiter
 from app.services.scoring_service import ScoringService
 
 
@@ -28,9 +32,13 @@ class Runtime:
     feature_problem: str | None
     service: ScoringService
     labels: LabelLog
+    audit: PredictionLog
+    keys: ApiKeys
+    limiter: RateLimiter
     metrics: ServiceMetrics
     started: float = field(default_factory=time.monotonic)
     accepting: bool = True  # False once shutdown begins: /readyz turns 503 to drain
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def hash_key(self) -> bytes:
@@ -59,19 +67,22 @@ _api_key_header = APIKeyHeader(
 
 
 async def require_api_key(
-    runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
+    request: Request, runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
 ) -> None:
-    """401 unless ``X-API-Key`` matches one configured key (constant-time comparison)."""
-    keys = runtime.settings.keys
-    if not keys:
-        return
-    supplied = (key or "").encode()
-    matched = False
-    for candidate in keys:  # compare against every key: the time does not depend on which
-        matched |= hmac.compare_digest(supplied, candidate.encode())
-    if not matched:
+    """401 unless ``X-API-Key`` matches a valid key (constant-time comparison); 429 when
+    the key has used up its rate. The key's id (never the key) goes to the access log."""
+    ident = runtime.keys.check(key) if runtime.keys.enabled else "anonymous"
+    if ident is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or invalid API key (X-API-Key header)",
             headers={"WWW-Authenticate": "ApiKey"},
+        )
+    request.state.api_key = ident
+    wait = runtime.limiter.take(ident)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"rate limit of {runtime.limiter.rate:g} requests per second for this API key exceeded",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )

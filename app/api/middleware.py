@@ -135,6 +135,7 @@ class RequestMiddleware:
             "route": template,
             "status": status,
             "latency_ms": round(seconds * 1000, 3),
+            "api_key": state.get("api_key"),
             **state.get("log", {}),
         }
         log.info("request", extra={"fields": fields})

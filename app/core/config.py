@@ -65,10 +65,32 @@ class Settings(BaseSettings):
 
     api_keys: SecretStr | None = Field(default=None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(
-        default=None, description="a mounted secret: one key per line"
+        default=None,
+        description="a mounted secret: one key per line, re-read when it changes (rotation)",
+    )
+    api_keys_refresh_seconds: float = Field(
+        default=10.0, ge=0, le=3_600, description="how often the key file's mtime is checked"
+    )
+    rate_limit_per_second: float = Field(
+        default=0.0, ge=0, description="requests per second per API key and pod (0: no limit)"
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="bucket size (0: one second's worth of the rate)"
     )
 
     label_log: Path = Path("var/labels.sqlite")
+    audit_log: Path = Field(
+        default=Path("var/predictions.sqlite"),
+        description="prediction audit log (SQLite, WAL): every answered score is on disk first",
+    )
+    audit_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="FULL: fsync per commit (survives power loss); NORMAL: survives a "
+        "process crash, not an OS crash",
+    )
+    audit_retention_hours: float = Field(
+        default=168.0, gt=0, description="audit rows older than this are pruned"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     pii_hash_key: SecretStr = Field(
         default=SecretStr("local-demo-only"), description="HMAC key for customer ids in logs"

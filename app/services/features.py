@@ -59,7 +59,13 @@ class ViewValues:
 class OnlineFeatures:
     """Reads the batch views of one FeatureService from Feast's online store."""
 
-    def __init__(self, store: Any, service_name: str, reader: FeatureReader = "auto") -> None:
+    def __init__(
+        self,
+        store: Any,
+        service_name: str,
+        reader: FeatureReader = "auto",
+        busy_timeout_s: float = 5.0,
+    ) -> None:
         try:
             service = store.get_feature_service(service_name, allow_cache=True)
         except Exception as exc:  # Feast raises its own not-found errors
@@ -97,7 +103,7 @@ class OnlineFeatures:
         self._value = Value
         self._sqlite: SqliteOnlineReader | None = None
         if reader == "auto" and self._config.online_store.type == "sqlite":
-            self._sqlite = SqliteOnlineReader(store)
+            self._sqlite = SqliteOnlineReader(store, busy_timeout_s)
 
     @property
     def reader(self) -> str:
@@ -106,7 +112,12 @@ class OnlineFeatures:
 
     @classmethod
     def open(
-        cls, repo: Path, yaml_name: str, service_name: str, reader: FeatureReader = "auto"
+        cls,
+        repo: Path,
+        yaml_name: str,
+        service_name: str,
+        reader: FeatureReader = "auto",
+        busy_timeout_s: float = 5.0,
     ) -> OnlineFeatures:
         """Create the ``FeatureStore`` for ``repo`` (one registry read) and resolve the service."""
         if not (repo / yaml_name).is_file():
@@ -116,7 +127,7 @@ class OnlineFeatures:
             store = feast.FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
         except Exception as exc:
             raise FeatureStoreError(f"feature store in {repo} cannot be opened: {exc}") from exc
-        return cls(store, service_name, reader)
+        return cls(store, service_name, reader, busy_timeout_s)
 
     def read(self, entity_ids: Mapping[str, Sequence[str]]) -> dict[str, ViewValues]:
         """Values of every batch view for the given ids (join key -> one id per row)."""

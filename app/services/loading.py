@@ -39,6 +39,17 @@ def _check_features(model: LoadedModel, features: OnlineFeatures | None) -> Load
     return LoadedModel(uri=model.uri, bundle=None, problem=problem)
 
 
+def reload_predictor(
+    settings: Settings, features: OnlineFeatures | None
+) -> tuple[LoadedModel, Predictor | None]:
+    """Load the bundle at ``settings.bundle_uri`` again (an MLflow alias is resolved
+    again); a predictor only when the new bundle is valid."""
+    model = _check_features(load_model(settings.bundle_uri, settings.mlflow_tracking_uri), features)
+    if model.bundle is None:
+        return model, None
+    return model, Predictor(model.bundle, settings.reasons_top_k, settings.reason_method)
+
+
 def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
     """Open the feature store and load the bundle named by ``settings``."""
     try:
@@ -47,6 +58,7 @@ def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
             settings.feature_store_yaml,
             settings.feature_service,
             settings.feature_reader,
+            busy_timeout_s=settings.feature_timeout_ms / 1000,
         )
         feature_problem = None
     except FeatureStoreError as exc:

@@ -69,6 +69,11 @@ class ServiceMetrics:
             "1 when a verified model bundle is loaded, 0 when scoring with rules.",
             registry=self.registry,
         )
+        self.audit_failures = Counter(
+            "fraud_audit_log_failures",
+            "Scoring requests answered 503 because the audit log could not be written.",
+            registry=self.registry,
+        )
         self.feedback = Counter(
             "fraud_feedback",
             "Feedback labels by outcome (recorded, duplicate, conflict).",

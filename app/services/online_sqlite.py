@@ -41,7 +41,7 @@ def _epoch_seconds(stored: Any) -> float:
 class SqliteOnlineReader:
     """Reads feature views from the SQLite database behind a Feast ``FeatureStore``."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, busy_timeout_s: float = 5.0) -> None:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -50,6 +50,7 @@ class SqliteOnlineReader:
         config = store.config
         self._path = Path(SqliteOnlineStore._get_db_path(config)).resolve()
         self._conn: sqlite3.Connection | None = None
+        self._busy_timeout_s = busy_timeout_s
         self._project = config.project
         self._versioning = bool(
             getattr(config.registry, "enable_online_feature_view_versioning", False)
@@ -78,15 +79,17 @@ class SqliteOnlineReader:
         unique = list(dict.fromkeys(ids))
         keys = [self._key(join_key, entity) for entity in unique]
         position = {k: i for i, k in enumerate(keys)}
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
-                f"WHERE entity_key IN ({','.join('?' * len(keys))})",
-                keys,
-            )
-            .fetchall()
+        query = (
+            f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
+            f"WHERE entity_key IN ({','.join('?' * len(keys))})"
         )
+        try:
+            rows = self._connection().execute(query, keys).fetchall()
+        except sqlite3.Error:
+            # Locked, corrupt or replaced: start afresh next time, so a repaired or
+            # re-materialized database is picked up without a restart.
+            self.close()
+            raise
         column = {name: j for j, name in enumerate(features)}
         rows = [r for r in rows if r[1] in column]
         found = np.full((len(unique), len(features)), np.nan)
@@ -102,10 +105,15 @@ class SqliteOnlineReader:
 
     def _connection(self) -> sqlite3.Connection:
         # Opened at the first read, like Feast's own store; read-only, so a missing
-        # database is an error (Feast would create an empty one).
+        # database is an error (Feast would create an empty one). A locked database is
+        # given up after the lookup's own time budget, not SQLite's default 5 s, so the
+        # lookup thread is free again for the next request.
         if self._conn is None:
             self._conn = sqlite3.connect(
-                f"{self._path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+                f"{self._path.as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=self._busy_timeout_s,
             )
         return self._conn
 
@@ -126,3 +134,4 @@ class SqliteOnlineReader:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+            self._conn = None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+import logging
+import sqlite3
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.schemas import FeedbackIn, FeedbackOut
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 
@@ -24,9 +29,17 @@ async def feedback(
     """Idempotent per transaction id: the same label again is a no-op (200, duplicate);
     a different label is kept for review and not applied (409, conflict). The label is
     on disk before the answer."""
-    outcome = await run_in_threadpool(
-        runtime.labels.record, label.transaction_id, label.is_fraud, label.source
-    )
+    try:
+        outcome = await run_in_threadpool(
+            runtime.labels.record, label.transaction_id, label.is_fraud, label.source
+        )
+    except sqlite3.Error as exc:  # not on disk: say so, the caller retries
+        log.error("label log write failed", extra={"fields": {"error": repr(exc)}})
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the label could not be recorded durably; retry",
+            headers={"Retry-After": "1"},
+        ) from exc
     runtime.metrics.feedback.labels(outcome).inc()
     if outcome == "conflict":
         response.status_code = status.HTTP_409_CONFLICT

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
-from app.schemas import ModelOut
+from app.schemas import ModelOut, ReloadOut
+from app.services.loading import reload_predictor
 from app.services.rules import DEFAULT_TIERS
 
-router = APIRouter(tags=["model"], responses={401: ERROR_RESPONSES[401]})
+log = logging.getLogger(__name__)
+
+router = APIRouter(
+    tags=["model"], responses={code: ERROR_RESPONSES[code] for code in (401, 429, 503)}
+)
 
 
 @router.get("/v1/model", response_model=ModelOut, summary="The loaded model")
@@ -37,3 +45,35 @@ async def model(runtime: RuntimeDep) -> ModelOut:
         metrics=metadata.pop("validation", {}),
         metadata=metadata,
     )
+
+
+@router.post(
+    "/v1/model/reload",
+    response_model=ReloadOut,
+    summary="Load the configured bundle again",
+    responses={409: {"model": ReloadOut, "description": "The bundle was refused; nothing changed"}},
+)
+async def reload(runtime: RuntimeDep, response: Response) -> ReloadOut:
+    """Verify and load the bundle at ``BUNDLE_URI`` again (an MLflow alias is resolved
+    again) and switch to it between two requests. A bundle that fails verification is
+    refused (409) and the model in use keeps scoring. Reloads one process: on GKE roll
+    the Deployment instead (docs/reliability.md)."""
+    async with runtime.reloading:
+        previous = runtime.service.predictor.version
+        loaded, predictor = await run_in_threadpool(
+            reload_predictor, runtime.settings, runtime.features
+        )
+        if predictor is None:
+            response.status_code = status.HTTP_409_CONFLICT
+            log.error("reload refused", extra={"fields": {"why": loaded.problem}})
+            problem = loaded.problem
+            return ReloadOut(
+                status="refused", version=previous, previous_version=previous, problem=problem
+            )
+        runtime.service.predictor = predictor
+        runtime.model = loaded
+        runtime.metrics.model_loaded.set(1)
+        log.info("model reloaded", extra={"fields": {"from": previous, "to": predictor.version}})
+        return ReloadOut(
+            status="reloaded", version=predictor.version, previous_version=previous, problem=None
+        )

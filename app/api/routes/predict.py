@@ -7,6 +7,7 @@ re-validate a pydantic object per answer, which cost more than scoring a transac
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,10 @@ from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.core.logging import pseudonymise
 from app.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
+from app.services.prediction_log import PredictionRecord
 from app.services.predictor import Prediction
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
 
@@ -58,17 +62,46 @@ def _json(payload: dict[str, Any]) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
-async def _score(runtime: RuntimeDep, transactions: Sequence[TransactionIn]) -> list[Prediction]:
+async def _score(
+    runtime: RuntimeDep, request: Request, transactions: Sequence[TransactionIn]
+) -> tuple[list[Prediction], str]:
+    """Predictions and the model version, recorded in the audit log before returning."""
     predictions = await runtime.service.score(transactions)
+    version = runtime.service.predictor.version
     runtime.metrics.observe_predictions(predictions)
-    return predictions
+    now = time.time()
+    request_id: str = request.state.request_id
+    records = [
+        PredictionRecord(
+            t.transaction_id,
+            version,
+            p.fraud_probability,
+            p.risk_level,
+            p.decision,
+            p.decision_source,
+            ",".join(p.degraded),
+            request_id,
+            now,
+        )
+        for t, p in zip(transactions, predictions, strict=True)
+    ]
+    try:
+        await runtime.audit.append(records)
+    except Exception as exc:  # no durable record, no answer: the caller retries
+        log.error("audit log write failed", extra={"fields": {"error": repr(exc)}})
+        runtime.metrics.audit_failures.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the prediction could not be recorded durably; retry",
+            headers={"Retry-After": "1"},
+        ) from exc
+    return predictions, version
 
 
 @router.post("/v1/predict", response_model=ScoreOut, summary="Score one transaction")
 async def predict(transaction: TransactionIn, request: Request, runtime: RuntimeDep) -> Response:
     """Fraud probability, risk level, decision and reason codes for one transaction."""
-    (prediction,) = await _score(runtime, [transaction])
-    version = runtime.service.predictor.version
+    (prediction,), version = await _score(runtime, request, [transaction])
     request.state.log = {
         "transaction_id": transaction.transaction_id,
         "customer": pseudonymise(transaction.customer_id, runtime.hash_key),
@@ -88,8 +121,7 @@ async def predict_batch(batch: BatchIn, request: Request, runtime: RuntimeDep) -
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE, f"at most {limit} transactions per batch"
         )
-    predictions = await _score(runtime, batch.transactions)
-    version = runtime.service.predictor.version
+    predictions, version = await _score(runtime, request, batch.transactions)
     ms = _elapsed_ms(request)
     decisions: dict[str, int] = {}
     for p in predictions:
