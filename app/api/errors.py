@@ -33,6 +33,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "Body over the size limit, or batch too large"},
     415: {"model": ErrorOut, "description": "Content type is not application/json"},
     422: {"model": ValidationErrorOut, "description": "The body breaks the schema"},
+    429: {"model": ErrorOut, "description": "Over this API key's rate limit; see Retry-After"},
+    503: {
+        "model": ErrorOut,
+        "description": "The service is starting or cannot record the prediction durably",
+    },
 }
 
 
