@@ -67,10 +67,15 @@ test: install ## Run the test suite (slow end-to-end tests included)
 test-fast: install ## Run the tests without the slow ones
 	$(BIN)/pytest -m "not slow"
 
-lint: install ## ruff check, ruff format --check, mypy
+# AUDIT_STRICT=1 (CI): a pinned package that pip-audit could not audit fails `make lint`.
+AUDIT_STRICT ?= 0
+lint: install ## ruff, ruff format --check, mypy, pip-audit of the pins, bandit (docs/supply-chain.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(PY) tools/audit_deps.py $(if $(filter 1,$(AUDIT_STRICT)),--strict,)
+	$(BIN)/bandit -c pyproject.toml -q --severity-level medium \
+		-r app training feature_repo benchmarks tools locustfile.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

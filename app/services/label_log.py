@@ -33,6 +33,18 @@ CREATE TABLE IF NOT EXISTS label_conflicts (
 """
 
 
+# One literal statement per table: nothing in the SQL is built at run time.
+_INSERT = {
+    "labels": (
+        "INSERT INTO labels (transaction_id, is_fraud, source, received_at) VALUES (?, ?, ?, ?)"
+    ),
+    "label_conflicts": (
+        "INSERT INTO label_conflicts (transaction_id, is_fraud, source, received_at) "
+        "VALUES (?, ?, ?, ?)"
+    ),
+}
+
+
 class LabelLog:
     """Append-only, idempotent label store (safe to share between threads)."""
 
@@ -62,11 +74,7 @@ class LabelLog:
                     return "duplicate"
                 else:
                     status, table = "conflict", "label_conflicts"
-                self._db.execute(
-                    f"INSERT INTO {table} (transaction_id, is_fraud, source, received_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (transaction_id, int(is_fraud), source, now),
-                )
+                self._db.execute(_INSERT[table], (transaction_id, int(is_fraud), source, now))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -25,6 +25,9 @@ from app.services.scoring.arrays import FloatArray
 
 _DOUBLE_TAG = 0x29  # field 5 (double_val), wire type 1 (64-bit)
 _DOUBLE = np.dtype([("tag", "u1"), ("value", "<f8")])
+_SELECT = (
+    "SELECT entity_key, feature_name, value, event_ts FROM {table} WHERE entity_key IN ({marks})"
+)
 
 
 def _epoch_seconds(stored: Any) -> float:
@@ -79,10 +82,8 @@ class SqliteOnlineReader:
         unique = list(dict.fromkeys(ids))
         keys = [self._key(join_key, entity) for entity in unique]
         position = {k: i for i, k in enumerate(keys)}
-        query = (
-            f"SELECT entity_key, feature_name, value, event_ts FROM {self.table(view)} "
-            f"WHERE entity_key IN ({','.join('?' * len(keys))})"
-        )
+        # Only Feast's quoted table name and placeholders are formatted in; keys are bound.
+        query = _SELECT.format(table=self.table(view), marks=",".join("?" * len(keys)))
         try:
             rows = self._connection().execute(query, keys).fetchall()
         except sqlite3.Error:
