@@ -1,6 +1,7 @@
 """One pure-ASGI middleware for every request: limits, ids, metrics and the access log.
 
-- 415 before routing when a request with a body is not ``application/json``;
+- 415 before routing when a request with a body is not ``application/json`` (a POST
+  without a body, such as a reload, needs no content type);
 - 413 when ``Content-Length`` exceeds the limit, or when a streamed body does;
 - the OpenTelemetry SERVER span (continuing the caller's ``traceparent``);
 - ``X-Request-Id`` (the caller's, if it is a plain token, else a new one) and
@@ -121,7 +122,8 @@ class RequestMiddleware:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return 413, self._too_large()
-        if not _is_json(headers.get(b"content-type")):
+        has_body = b"transfer-encoding" in headers or (length is not None and int(length) > 0)
+        if has_body and not _is_json(headers.get(b"content-type")):
             return 415, "content type must be application/json"
         return None
 
