@@ -1,0 +1,48 @@
+"""Real service processes for the reliability tests: ``python -m app`` on 127.0.0.1,
+a free port, the tiny bundle and Feast repo, and blocking HTTP helpers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmarks.server import Server, start
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(port: int, bundle: Path, repo: Path, state: Path, log: Path, **settings: str) -> Server:
+    """Start the service and wait until ``/readyz`` answers 200."""
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "BUNDLE_URI": str(bundle),
+        "FEATURE_REPO": str(repo),
+        "LABEL_LOG": str(state / "labels.sqlite"),
+        "AUDIT_LOG": str(state / "predictions.sqlite"),
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    return start([sys.executable, "-m", "app"], port, env, None, log, timeout=120)
+
+
+def post(
+    connection: http.client.HTTPConnection, path: str, body: Any, headers: Mapping[str, str] = {}
+) -> tuple[int, Any]:
+    """POST JSON on a kept-alive connection: (status, decoded body)."""
+    connection.request(
+        "POST", path, json.dumps(body), {"Content-Type": "application/json", **headers}
+    )
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"null")
