@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install demo test test-fast lint format data features train pipeline external serve batch audit bench loadtest k8s-validate clean
+.PHONY: help install demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -102,6 +102,11 @@ audit: features ## Audit report: SHAP, fairness (a gate), drift, poisoning -> re
 BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
 	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
+
+# `train` brings data, features and the bundle up to date (DVC), as `serve` does.
+SOAK_ARGS ?=
+soak: train $(VENV)/serve/.installed ## Soak: >= 10 min at 70 % of measured capacity, loopback; verdicts -> benchmarks/soak.json, BENCHMARKS.md
+	$(PY) -m benchmarks.soak --serve-python $(VENV)/serve/bin/python $(SOAK_ARGS)
 
 LOADTEST_PORT ?= 8089
 USERS ?= 5

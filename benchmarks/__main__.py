@@ -23,11 +23,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,36 +33,20 @@ import orjson
 import pandas as pd
 
 from benchmarks import loadgen
-from benchmarks.report import write_markdown
+from benchmarks.harness import (
+    HOST,
+    compile_service,
+    machine,
+    pin,
+    request_bodies,
+    service_env,
+    start_service,
+    unpin,
+)
+from benchmarks.report import read_soak, write_markdown
 from benchmarks.server import Server, start
 
-HOST = "127.0.0.1"
 STAGES = ("data", "features", "materialize", "training_set", "train", "evaluate")
-
-
-def request_bodies(data: Path, n: int) -> list[dict[str, Any]]:
-    """The last ``n`` transactions of the time-later stream, as ``/v1/predict`` bodies."""
-    frame = pd.read_parquet(data).tail(n)
-    return [
-        {
-            "transaction_id": str(r.transaction_id),
-            "customer_id": str(r.customer_id),
-            "terminal_id": str(r.terminal_id),
-            "timestamp": r.timestamp.isoformat(),
-            "amount": float(r.amount),
-            "merchant_category": str(r.merchant_category),
-            "channel": str(r.channel),
-            "entry_mode": str(r.entry_mode),
-            "is_foreign": bool(r.is_foreign),
-            "distance_from_home_km": float(r.distance_from_home_km),
-        }
-        for r in frame.itertuples()
-    ]
-
-
-def pin(cores: set[int]) -> None:
-    if cores:
-        os.sched_setaffinity(0, cores)
 
 
 def _post(port: int, path: str, body: bytes) -> dict[str, Any]:
@@ -151,28 +133,12 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
     }
     server_cores = {0} if args.pin else None
     pin({1} if args.pin else set())
-    # as the Dockerfile does: the service's own modules compiled once, never at start-up
-    subprocess.run(
-        [str(args.serve_python), "-m", "compileall", "-q", "app", "feature_repo"], check=True
-    )
-    env = {
-        "HOST": HOST,
-        "PORT": str(args.port),
-        "WORKERS": "1",
-        "LOG_LEVEL": "INFO",
-        "LABEL_LOG": str(args.out_dir / "labels.sqlite"),
-        # as the image sets them for its one-core pods
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
+    compile_service(args.serve_python)
+    env = service_env(args.port, args.out_dir)
     colds = []
     for i in range(args.cold_starts):
-        server = start(
-            [str(args.serve_python), "-m", "app"],
-            args.port,
-            env,
-            server_cores,
-            args.out_dir / f"service-{i}.log",
+        server = start_service(
+            args.serve_python, args.port, env, server_cores, args.out_dir / f"service-{i}.log"
         )
         colds.append((server.ready_seconds, server.rss_mb()))
         if i < args.cold_starts - 1:
@@ -217,7 +183,7 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         )
         baseline["parity_checked"] = len(answers)
         results["naive"] = baseline
-    pin(set(range(os.cpu_count() or 1)))
+    unpin()
 
 
 def handbook_file(source: Path, rows: int, path: Path) -> Path:
@@ -299,30 +265,6 @@ def pipeline_times(args: argparse.Namespace) -> dict[str, Any]:
     return {"mode": args.pipeline, "stages": stages}
 
 
-def machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(int(memory) / 2**20, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "commit": commit or "unknown",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
@@ -368,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     bodies = [orjson.dumps(b) for b in request_bodies(args.data, args.inprocess + 200)]
     pin({0} if args.pin else set())
     results["inprocess"] = breakdown(Settings(log_level="WARNING"), bodies)
-    pin(set(range(os.cpu_count() or 1)))
+    unpin()
     run_servers(args, results)
     pipeline = results.get("training", {}).get("pipeline")
     run_training(args, results)
@@ -376,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         results["training"]["pipeline"] = pipeline
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     args.results.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, args.markdown)
+    write_markdown(results, args.markdown, read_soak())  # keeps the last soak's section
     print(f"wrote {args.markdown} and {args.results} in {results['total_seconds']} s")
     failed = results.get("training", {}).get("pipeline", {}).get("failed")
     if failed:

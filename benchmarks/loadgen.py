@@ -9,25 +9,39 @@ its ceiling against ``/healthz``, so a result limited by the generator would sho
 - ``open_loop``: requests are due at a fixed ``rate`` whatever the server does; each
   latency is measured from the moment the request was due, not from when a connection
   became free, so a server that falls behind shows the queueing (no coordinated omission).
+  ``open_loop_windows`` is the same load without a pause, counted in consecutive windows
+  (``make soak``).
 - ``one_by_one``: a single connection, one request at a time: the unloaded latency.
 
 Every request body comes from ``bodies`` in turn, so the server sees many customers and
-terminals rather than one cached row. A request fails when the connection breaks, no
-answer comes within ``TIMEOUT`` seconds, or the status is not 2xx. A keep-alive connection
-the server has closed while it sat idle is dropped and replaced, not counted as an error.
+terminals rather than one cached row. The requests are raw bytes, so one list may mix paths;
+an iterator instead of a list is sent as it comes, never repeated (it must not run out).
+
+A request fails when the connection breaks or cannot be opened, no answer comes within
+``TIMEOUT`` seconds, or the status is not 2xx. A keep-alive connection the server has closed
+while it sat idle is dropped and replaced, not counted as an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 TIMEOUT = 30.0  # seconds; a request without an answer by then is an error
+
+# A sequence is sent in turn, over and over; an iterator as it comes, once (requests that
+# must not repeat, such as labels for new transaction ids).
+Requests = Sequence[bytes] | Iterator[bytes]
+
+
+def _stream(requests: Requests) -> Iterator[bytes]:
+    return requests if isinstance(requests, Iterator) else itertools.cycle(requests)
 
 
 @dataclass
@@ -43,6 +57,11 @@ class Run:
     @property
     def count(self) -> int:
         return len(self.latencies)
+
+    @property
+    def refused(self) -> int:
+        """Answers with a status other than 2xx (the other errors broke the connection)."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
     @property
     def throughput(self) -> float:
@@ -153,11 +172,11 @@ def _record(run: Run, status: int, latency: float) -> None:
 
 
 async def closed_loop(
-    host: str, port: int, requests: Sequence[bytes], connections: int, duration: float
+    host: str, port: int, requests: Requests, connections: int, duration: float
 ) -> Run:
     """Saturation: ``connections`` clients back to back for ``duration`` seconds."""
     pool = [await _connect(host, port) for _ in range(connections)]
-    cycle = itertools.cycle(requests)
+    cycle = _stream(requests)
     run = Run(seconds=duration)
     stop = time.perf_counter() + duration
 
@@ -182,7 +201,7 @@ async def closed_loop(
 async def open_loop(
     host: str,
     port: int,
-    requests: Sequence[bytes],
+    requests: Requests,
     rate: float,
     duration: float,
     max_connections: int = 256,
@@ -190,16 +209,44 @@ async def open_loop(
     """Requests due every ``1 / rate`` seconds for ``duration`` seconds, on as many
     connections as are needed (at most ``max_connections``; beyond that a request waits
     for a free one, and its wait counts in its latency)."""
+    (run,) = await open_loop_windows(
+        host, port, requests, rate, duration, duration, max_connections=max_connections
+    )
+    return run
+
+
+async def open_loop_windows(
+    host: str,
+    port: int,
+    requests: Requests,
+    rate: float,
+    duration: float,
+    window: float,
+    on_window: Callable[[int, Run], None] | None = None,
+    max_connections: int = 256,
+) -> list[Run]:
+    """``open_loop`` without a pause for ``duration`` seconds, each request counted in the
+    ``window``-second slice in which it was due (the last slice may be shorter).
+
+    ``on_window(i, run)`` is called as slice ``i``'s last request is sent (some answers may
+    still be on their way). Each run's ``seconds`` go from its slice's start to the last
+    answer of a request due in it.
+    """
     loop = asyncio.get_running_loop()
     idle: list[_Connection] = []
     opened = 0
     freed = asyncio.Condition()
-    run = Run(seconds=duration)
     total = int(rate * duration)
-    cycle = itertools.cycle(requests)
+    slices = max(1, math.ceil(duration / window - 1e-9))
+    runs = [Run(seconds=min(window, duration - i * window)) for i in range(slices)]
+    ends = [0.0] * slices
+    stream = _stream(requests)
+    pending: set[asyncio.Task[None]] = set()
+    crashed: list[BaseException] = []
 
-    async def one(due: float, raw: bytes) -> None:
+    async def one(due: float, raw: bytes, index: int) -> None:
         nonlocal opened
+        run = runs[index]
         async with freed:
             while True:
                 while idle and idle[-1].closed:  # closed by the server while idle
@@ -209,40 +256,64 @@ async def open_loop(
                     break
                 await freed.wait()
             if idle:
-                conn = idle.pop()
+                conn: _Connection | None = idle.pop()
             else:
                 opened += 1
                 conn = None
-        if conn is None:
-            conn = await _connect(host, port)
         try:
+            if conn is None:
+                conn = await asyncio.wait_for(_connect(host, port), TIMEOUT)
             status = await conn.request(raw)
-        except ConnectionError:
+        except OSError:  # refused, reset, closed or timed out
             run.errors += 1
+            ends[index] = max(ends[index], time.perf_counter())
             async with freed:
                 opened -= 1
                 freed.notify()
             return
-        _record(run, status, time.perf_counter() - due)
+        now = time.perf_counter()
+        _record(run, status, now - due)
+        ends[index] = max(ends[index], now)
         async with freed:
             idle.append(conn)
             freed.notify()
 
+    def finished(task: asyncio.Task[None]) -> None:
+        pending.discard(task)  # done tasks are not kept: a soak sends hundreds of thousands
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            crashed.append(error)
+
     start = time.perf_counter() + 0.05
-    tasks = []
+    current = 0
     for i in range(total):
+        index = min(int(i / (rate * window)), slices - 1)
+        while current < index:  # once per slice, even one without requests
+            if on_window is not None:
+                on_window(current, runs[current])
+            current += 1
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         elif -delay > 0.001:
-            run.late += 1
-        tasks.append(loop.create_task(one(due, next(cycle))))
-    await asyncio.gather(*tasks)
-    run.seconds = time.perf_counter() - start
+            runs[index].late += 1
+        task = loop.create_task(one(due, next(stream), index))
+        pending.add(task)
+        task.add_done_callback(finished)
+    for index in range(current, slices):
+        if on_window is not None:
+            on_window(index, runs[index])
+    while pending:
+        await asyncio.gather(*pending)
+    if crashed:
+        raise crashed[0]
+    for i, run in enumerate(runs):
+        if ends[i]:
+            run.seconds = ends[i] - (start + i * window)
     for conn in idle:
         conn.close()
-    return run
+    return runs
 
 
 async def one_by_one(host: str, port: int, requests: Sequence[bytes], count: int) -> Run:

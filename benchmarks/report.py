@@ -1,8 +1,10 @@
 """BENCHMARKS.md from ``benchmarks/results.json``: machine, commands, raw figures, ratios,
-and every target of issue #7 judged from the figures of the same run."""
+and every target of issue #7 judged from the figures of the same run; then the soak of
+``benchmarks/soak.json`` (``make soak``, a run of its own) when there is one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,11 @@ Written by `make bench` (`python -m benchmarks`); the raw figures are in
 [`benchmarks/results.json`](benchmarks/results.json). What is measured and how is in
 [docs/performance.md](docs/performance.md). Every figure below comes from the same run.
 """
+SOAK_NOTE = """The soak at the end comes from a run of its own, `make soak`
+([`benchmarks/soak.json`](benchmarks/soak.json)).
+"""
+
+SOAK_JSON = Path("benchmarks/soak.json")
 
 
 def _ms(value: float) -> str:
@@ -105,9 +112,10 @@ def _run_row(name: str, run: dict[str, Any]) -> list[Any]:
     ]
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
+    """The whole page; the soak section at the end when ``soak`` is given."""
     m = results["machine"]
-    out = [HEADER]
+    out = [HEADER] if soak is None else [HEADER, SOAK_NOTE]
     out += [
         "## Machine and run",
         "",
@@ -253,8 +261,124 @@ def render(results: dict[str, Any]) -> str:
                 f"{stages}.",
             ]
         out += [""]
+    if soak is not None:
+        out += soak_section(soak)
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_markdown(results: dict[str, Any], path: Path) -> None:
-    path.write_text(render(results))
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def _window_ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def soak_section(soak: dict[str, Any]) -> list[str]:
+    """The soak's settings, verdicts and windows (``benchmarks/soak.json``)."""
+    m, settings, service = soak["machine"], soak["settings"], soak["service"]
+    checks, capacity = soak["verdicts"], service["capacity"]
+    how = (
+        f"measured: closed loop, {capacity['connections']} connections, "
+        f"{settings['capacity_seconds']:.0f} s, {capacity['errors']} errors"
+        if capacity["measured"]
+        else "given with `--capacity`"
+    )
+    out = [
+        "## Soak (issue #8)",
+        "",
+        f"A run of its own: `make soak` (`{soak['command']}`), commit `{m['commit']}`, "
+        f"{m['date']}, {m['cpu']}, {m['cores']} cores; server pinned to core 0 and load "
+        f"generator to core 1: {settings['pinned']}. The service as above, with its label "
+        f"log and audit log in a temporary directory. Capacity "
+        f"{capacity['throughput_rps']:,.0f} req/s ({how}); then **{settings['minutes']:g} "
+        f"min** without a pause at {_percent(settings['load'])} of it, "
+        f"{service['offered_rps']:,.0f} req/s offered in an open loop on 127.0.0.1. "
+        f"One request in {settings['feedback_every']} is a `/v1/feedback` label for a "
+        f"transaction id not labelled before (every {settings['repeat_every']}th label a "
+        f"repeat), the rest `/v1/predict` on the last "
+        f"{settings['distinct_predictions']:,} transactions of the v1 stream in turn. "
+        f"Windows of {settings['window_seconds']:g} s; the first is the warm-up.",
+        "",
+    ]
+    failures, memory, latency = checks["failures"], checks["memory"], checks["latency"]
+    rules = checks["rules"]
+    bounded = settings["minutes"] >= 10 and settings["load"] >= 0.7
+    rows = [
+        [
+            "≥ 10 min at 70 % of the measured capacity",
+            f"{settings['minutes']:g} min at {_percent(settings['load'])} "
+            f"({service['soak_seconds']:.0f} s of open loop)",
+            _target(bounded),
+        ],
+        [
+            "zero failed requests",
+            f"{failures['failed']:,} of {failures['sent']:,} (soak {failures['soak_sent']:,}, "
+            f"warm-up and capacity {failures['sent'] - failures['soak_sent']:,})",
+            _target(failures["passed"]),
+        ],
+        [
+            f"RSS growth ≤ {_percent(rules['max_rss_growth'])}, end of the first window to "
+            "the end of the last",
+            f"{100 * memory['growth']:+.1f} % ({memory['first_window_mb']:.0f} → "
+            f"{memory['last_window_mb']:.0f} MiB); from ready "
+            f"{100 * memory['growth_from_ready']:+.1f} %; max {memory['max_mb']:.0f} MiB",
+            _target(memory["passed"]),
+        ],
+    ]
+    if "p99_ratio" in latency:
+        measured = (
+            f"p99 {latency['p99_last_third_ms']:.1f} ms in the last third vs "
+            f"{latency['p99_first_third_ms']:.1f} ms in the first ({latency['p99_ratio']:.2f}×); "
+            f"worst window p50 {latency['p50_worst_ms']:.1f} ms vs median "
+            f"{latency['p50_median_ms']:.1f} ms ({latency['p50_ratio']:.2f}×)"
+        )
+    else:
+        measured = latency.get("reason", "not measured")
+    rows.append(
+        [
+            f"latency stable: median window p99, last third ≤ {rules['max_p99_ratio']:g}× "
+            f"first third; every window p50 ≤ {rules['max_p50_ratio']:g}× the median",
+            measured,
+            _target(latency["passed"]),
+        ]
+    )
+    out += _table(["target", "measured", "verdict"], rows)
+    out += [""]
+    out += _table(
+        ["window", "end s", "sent", "ok", "non-2xx", "broken", "p50 ms", "p95 ms", "p99 ms",
+         "max ms", "late", "RSS MiB", "CPU %", "open files"],
+        [
+            [i + 1, f"{w['end_s']:.0f}", f"{w['sent']:,}", f"{w['ok']:,}", w["non_2xx"],
+             w["transport"], _window_ms(w["p50_ms"]), _window_ms(w["p95_ms"]),
+             _window_ms(w["p99_ms"]), _window_ms(w["max_ms"]), f"{w['late']:,}",
+             f"{w['rss_mb']:.1f}", f"{w['cpu_percent']:.0f}", w["open_files"]]
+            for i, w in enumerate(service["windows"])
+        ],
+    )  # fmt: skip
+    labels = service["label_log"]
+    recorded = "?" if labels["recorded"] is None else f"{labels['recorded']:,}"
+    out += [
+        "",
+        f"Latencies count from the moment each request was due; `late`: sent more than 1 ms "
+        f"after that by the generator. RSS, the server's CPU share and its open files are "
+        f"sampled at each window's end; RSS when ready {service['rss_ready_mb']:.0f} MiB, "
+        f"after the last answer {service['rss_end_mb']:.0f} MiB. Label log: "
+        f"{labels['posted']:,} labels posted, {recorded} transactions labelled, "
+        f"{labels['bytes'] / 2**20:.1f} MiB on disk; audit log "
+        f"{service['audit_log_bytes'] / 2**20:.1f} MiB.",
+        "",
+    ]
+    return out
+
+
+def read_soak(path: Path = SOAK_JSON) -> dict[str, Any] | None:
+    """The last soak's record, if there is one."""
+    if not path.is_file():
+        return None
+    soak: dict[str, Any] = json.loads(path.read_text())
+    return soak
+
+
+def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | None = None) -> None:
+    path.write_text(render(results, soak))

@@ -1,4 +1,5 @@
-"""Start a server process pinned to one core, time it to ready, read its memory, stop it."""
+"""Start a server process pinned to one core, time it to ready, read its memory, CPU time
+and open files, stop it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS in /proc status")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process so far, from /proc."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_files(self) -> int:
+        """File descriptors the process holds (sockets, logs, databases)."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
     def stop(self) -> None:
         if self.process.poll() is None:
