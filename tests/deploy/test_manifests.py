@@ -207,9 +207,10 @@ def test_the_only_writable_paths_are_emptydirs(overlay: str) -> None:
     empty_dirs = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
     writable = {m["mountPath"] for m in container["volumeMounts"] if m["name"] in empty_dirs}
     workdir = of("WORKDIR")[-1]
-    label_log = Path(workdir) / settings_env(overlay)["LABEL_LOG"]
     assert writable == {"/tmp", f"{workdir}/var"}
-    assert label_log.parent.as_posix() == f"{workdir}/var"
+    for database in ("LABEL_LOG", "AUDIT_LOG"):  # both SQLite logs on the writable volume
+        path = Path(workdir) / settings_env(overlay)[database]
+        assert path.parent.as_posix() == f"{workdir}/var", database
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
