@@ -7,6 +7,7 @@ rejected. Optional context defaults to ``feature_repo.request_features.REQUEST_D
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,9 @@ MerchantCategory = Literal[MERCHANT_CATEGORIES]  # type: ignore[valid-type]
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
 
 
@@ -44,7 +48,7 @@ class TransactionIn(BaseModel):
     customer_id: Identifier
     terminal_id: Identifier
     timestamp: AwareDatetime = Field(description="RFC 3339 with a time zone")
-    amount: float = Field(gt=0, le=1_000_000, description="in the card's currency")
+    amount: float = Field(ge=0.01, le=1_000_000, description="in the card's currency")
     merchant_category: MerchantCategory | None = Field(
         None, description=f"default: {REQUEST_DEFAULTS['merchant_category']} (unknown)"
     )
@@ -74,7 +78,10 @@ class TransactionIn(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _timestamps_are_strings(cls, value: Any) -> Any:
-        if not isinstance(value, str | datetime):
+        # pydantic alone would also read "1717500000" as Unix seconds
+        if not isinstance(value, str | datetime) or (
+            isinstance(value, str) and not _RFC3339.fullmatch(value)
+        ):
             raise ValueError("must be an RFC 3339 string with a time zone")
         return value
 

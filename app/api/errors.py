@@ -1,6 +1,7 @@
 """Error responses: every bad request gets a clear 4xx that never echoes raw input.
 
-- 400 malformed JSON (or a body that is not UTF-8)
+- 400 malformed JSON: not one RFC 8259 document, not UTF-8, ``NaN``/``Infinity``, a
+  repeated key or nesting over 32 levels (:mod:`app.api.json_body`)
 - 401 missing or wrong API key
 - 413 body over ``max_body_bytes`` (checked by :mod:`app.api.middleware`)
 - 415 a content type other than JSON
@@ -20,11 +21,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.json_body import MalformedJSON
 from app.schemas import ErrorOut, ValidationErrorOut
 
 log = logging.getLogger(__name__)
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_JSON_RULES = (
+    "the body must be one JSON document in UTF-8 (RFC 8259: no NaN, Infinity or numbers "
+    "beyond the float range)"
+)
 _MAX_MESSAGE = 200
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -68,11 +74,14 @@ def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    if any(error.get("type") == "json_invalid" for error in errors):
-        return JSONResponse(
-            {"detail": "malformed JSON: the body must be a single valid JSON document"},
-            status_code=status.HTTP_400_BAD_REQUEST,
-        )
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            loc = error.get("loc", ())
+            where = f" at position {loc[1]}" if len(loc) == 2 and type(loc[1]) is int else ""
+            return JSONResponse(
+                {"detail": f"malformed JSON{where}: {_JSON_RULES}"},
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
     return JSONResponse(
         {"detail": field_errors(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
     )
@@ -81,7 +90,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail
-    if exc.status_code == status.HTTP_400_BAD_REQUEST:  # Starlette's body-parsing failure
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and not isinstance(exc, MalformedJSON):
+        # FastAPI's body-reading failure: its message could name the exception
         detail = "malformed body: it must be UTF-8 encoded JSON"
     return JSONResponse(
         {"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)

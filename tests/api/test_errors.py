@@ -27,15 +27,14 @@ def _post(client: TestClient, raw: bytes, content_type: str = "application/json"
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"transaction_id": ', b"", b"\xff\xfe\x00garbage", b"[1, 2", b'{"a": 1} {"b": 2}'],
-    ids=["truncated", "empty", "invalid-utf8", "unclosed-array", "two-documents"],
+    [b'{"transaction_id": ', b"[1, 2", b'{"a": 1} {"b": 2}'],
+    ids=["truncated", "unclosed-array", "two-documents"],
 )
 def test_malformed_json_is_400(client: TestClient, raw: bytes) -> None:
+    """More (empty, not UTF-8, NaN, duplicate keys, deep nesting): test_hostile_inputs.py."""
     response = client.post("/v1/predict", content=raw, headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422), response.text
-    if raw:
-        assert response.status_code == 400
-        assert "malformed" in response.json()["detail"]
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("malformed JSON at position ")
 
 
 @pytest.mark.parametrize(
@@ -75,9 +74,7 @@ def test_bodies_over_the_limit_are_413(client_for: object, body: dict[str, objec
 
 @pytest.mark.parametrize(
     "field,value",
-    [
-        ("amount", "NaN"),
-        ("amount", "Infinity"),
+    [  # NaN and Infinity are not JSON: 400 (test_hostile_inputs.py)
         ("amount", -5.0),
         ("amount", 0),
         ("amount", 1e12),
@@ -99,9 +96,7 @@ def test_bodies_over_the_limit_are_413(client_for: object, body: dict[str, objec
 def test_schema_violations_are_422_without_echo(
     client: TestClient, body: dict[str, object], field: str, value: object
 ) -> None:
-    raw = json.dumps(dict(body, **{field: value})).replace('"NaN"', "NaN")
-    raw = raw.replace('"Infinity"', "Infinity")
-    response = _post(client, raw.encode())
+    response = _post(client, json.dumps(dict(body, **{field: value})).encode())
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert [error["loc"] for error in detail][0][:2] == ["body", field]

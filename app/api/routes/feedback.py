@@ -10,11 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
+from app.api.json_body import StrictJSONRoute
 from app.schemas import FeedbackIn, FeedbackOut
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 @router.post(

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
+from app.api.json_body import StrictJSONRoute
 from app.core.logging import pseudonymise
 from app.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
 from app.services.prediction_log import PredictionRecord
@@ -24,7 +25,7 @@ from app.services.predictor import Prediction
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 def _elapsed_ms(request: Request) -> float:
@@ -106,6 +107,7 @@ async def predict(transaction: TransactionIn, request: Request, runtime: Runtime
         "transaction_id": transaction.transaction_id,
         "customer": pseudonymise(transaction.customer_id, runtime.hash_key),
         "model_version": version,
+        "fraud_probability": prediction.fraud_probability,
         "decision": prediction.decision,
         "decision_source": prediction.decision_source,
         "degraded": prediction.degraded,
