@@ -116,7 +116,7 @@ class Config:
 
 
 CONFIG = Config.from_env()
-RNG = random.Random(CONFIG.seed)  # nosec B311: seeded synthetic load, not for security
+RNG = random.Random(CONFIG.seed)  # nosec B311 # seeded synthetic load, not for security
 
 
 class Traffic:

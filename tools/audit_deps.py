@@ -347,7 +347,7 @@ def audit_file(path: Path, service: str, timeout: float, run_timeout: float) -> 
     name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     pins = pinned_packages(path.read_text(encoding="utf-8"))
     try:
-        done = subprocess.run(  # nosec B603: fixed argv (this interpreter, -m pip_audit)
+        done = subprocess.run(  # nosec B603 # fixed argv (this interpreter, -m pip_audit)
             pip_audit_command(path, service, timeout),
             capture_output=True,
             text=True,

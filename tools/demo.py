@@ -59,7 +59,7 @@ def _request(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310: always http://HOST:PORT/...
+        with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310 # always http://HOST:PORT/...
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     base = f"http://{args.host}:{args.port}"
     env = os.environ | {"HOST": args.host, "PORT": str(args.port), "WORKERS": "1"}
     started = time.monotonic()
-    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)  # nosec B603: fixed argv
+    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)  # nosec B603 # fixed argv
     try:
         ready = wait_ready(base, server, timeout=90)
         print(f"\nService ready at {base} in {time.monotonic() - started:.1f} s: {ready['status']}")

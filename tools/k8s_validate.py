@@ -66,7 +66,7 @@ def render(target: Path) -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise SystemExit("kubectl is not on PATH: it renders the kustomizations")
-    done = subprocess.run(  # nosec B603: kubectl from PATH, a repo path, no shell
+    done = subprocess.run(  # nosec B603 # kubectl from PATH, a repo path, no shell
         [kubectl, "kustomize", str(target)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
@@ -161,7 +161,7 @@ def run_checkov(files: list[Path], report: Report) -> None:
     args = [str(CHECKOV), "--framework", "kubernetes", "--output", "json", "--quiet"]
     for file in files:
         args += ["--file", str(file)]
-    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=ROOT)  # nosec B603: checkov venv, repo files
+    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=ROOT)  # nosec B603 # checkov venv, repo files
     try:
         parsed = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -184,7 +184,7 @@ def run_checkov(files: list[Path], report: Report) -> None:
 
 def run_tool(label: str, args: list[str], report: Report) -> None:
     print(f"[{label}]")
-    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=ROOT)  # nosec B603: fixed tools
+    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=ROOT)  # nosec B603 # fixed tools
     output = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
         report.fail(f"{label}:\n{output}")

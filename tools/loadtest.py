@@ -100,7 +100,7 @@ def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float) -> boo
         if server.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310: always http://HOST:PORT/readyz
+            with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 # always http://HOST:PORT/readyz
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     server_log = out / "server.log"
     with server_log.open("wb") as log:
-        server = subprocess.Popen(  # nosec B603: fixed argv (this interpreter, -m app)
+        server = subprocess.Popen(  # nosec B603 # fixed argv (this interpreter, -m app)
             [sys.executable, "-m", "app"],
             cwd=ROOT,
             env=server_env,
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("loadtest:", " ".join(command), flush=True)
         limit = duration_seconds(args.duration) + LOCUST_GRACE_SECONDS
         try:
-            code = subprocess.run(command, cwd=ROOT, env=locust_env, timeout=limit).returncode  # nosec B603: argv above, -m locust
+            code = subprocess.run(command, cwd=ROOT, env=locust_env, timeout=limit).returncode  # nosec B603 # argv above, -m locust
         except subprocess.TimeoutExpired:
             print(f"loadtest: locust did not finish within {limit:.0f}s", file=sys.stderr)
             return 124
