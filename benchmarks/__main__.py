@@ -36,6 +36,7 @@ from benchmarks import loadgen
 from benchmarks.harness import (
     HOST,
     compile_service,
+    generator_gc_paused,
     machine,
     pin,
     request_bodies,
@@ -144,7 +145,8 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         if i < args.cold_starts - 1:
             server.stop()
     try:
-        service = asyncio.run(measure_service(server, singles, batches, args.seconds))
+        with generator_gc_paused():
+            service = asyncio.run(measure_service(server, singles, batches, args.seconds))
         reference = [_post(args.port, "/v1/predict", body) for body in singles[: args.parity]]
     finally:
         server.stop()
@@ -173,7 +175,8 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         )  # fmt: skip
         naive = start(command, args.port + 1, naive_env, server_cores, args.out_dir / "naive.log")
         try:
-            baseline = asyncio.run(measure_naive(naive, singles, args.seconds))
+            with generator_gc_paused():
+                baseline = asyncio.run(measure_naive(naive, singles, args.seconds))
             answers = [_post(args.port + 1, "/v1/predict", body) for body in singles[: args.parity]]
         finally:
             naive.stop()

@@ -48,6 +48,7 @@ from benchmarks import loadgen
 from benchmarks.harness import (
     HOST,
     compile_service,
+    generator_gc_paused,
     machine,
     pin,
     request_bodies,
@@ -290,7 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.log_dir / "service.log",
             )  # fmt: skip
             try:
-                service = asyncio.run(soak(server, requests, args))
+                with generator_gc_paused():
+                    service = asyncio.run(soak(server, requests, args))
             finally:
                 server.stop()
         finally:
