@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    keep_alive_seconds: int = Field(
+        default=620,
+        gt=0,
+        le=3_600,
+        description="idle keep-alive connections are closed after this long; above the "
+        "600 s of Google Cloud load balancers, so a balancer never reuses a connection the "
+        "pod is closing (uvicorn's own default, 5 s, races with every long-lived client)",
+    )
     debug: bool = False
 
     bundle_uri: str = Field(

@@ -66,3 +66,30 @@ def test_the_pii_hash_key_file_wins_and_satisfies_gke(tmp_path: Path) -> None:
 def test_bad_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         Settings(**{field: value})
+
+
+def test_python_m_app_passes_the_server_settings_to_uvicorn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import uvicorn
+
+    collecting = gc.isenabled()
+    import app.__main__ as entry  # turns the collector off for a fast start-up...
+
+    if collecting:
+        gc.enable()  # ...which the rest of this test session must not inherit
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("PORT", "9002")
+    monkeypatch.delenv("KEEP_ALIVE_SECONDS", raising=False)
+    entry.main()
+    # Idle connections outlive a Google Cloud load balancer's 600 s, so the balancer
+    # never sends a request on a connection the pod is closing.
+    assert seen["timeout_keep_alive"] == 620
+    assert seen["timeout_graceful_shutdown"] == entry.GRACEFUL_SHUTDOWN_SECONDS
+    assert (seen["host"], seen["port"], seen["factory"]) == ("127.0.0.1", 9002, True)
+    monkeypatch.setenv("KEEP_ALIVE_SECONDS", "75")
+    entry.main()
+    assert seen["timeout_keep_alive"] == 75
