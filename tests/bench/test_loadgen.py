@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks import loadgen
-from benchmarks.server import start
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def static_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("static") / "static.log"
-    server = start(
-        [sys.executable, "-m", "benchmarks.static_server", str(port)], port, {}, None, log, "/"
-    )
-    yield port
-    server.stop()
+from benchmarks.server import free_port, start
 
 
 def test_closed_loop_counts_every_answer(static_port: int) -> None:
@@ -52,7 +33,7 @@ def test_open_loop_sends_at_the_offered_rate(static_port: int) -> None:
 
 
 def test_non_2xx_and_broken_connections_are_errors(static_port: int) -> None:
-    refused = _free_port()
+    refused = free_port()
     with pytest.raises(OSError):
         asyncio.run(loadgen.one_by_one("127.0.0.1", refused, [b"GET / HTTP/1.1\r\n\r\n"], 1))
     run = loadgen.Run(seconds=1.0)
@@ -71,7 +52,7 @@ def test_one_by_one_is_sequential(static_port: int) -> None:
 def test_a_server_that_exits_is_reported(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "raise SystemExit(3)"]
     with pytest.raises(RuntimeError, match="exited with 3"):
-        start(command, _free_port(), {}, None, tmp_path / "x.log")
+        start(command, free_port(), {}, None, tmp_path / "x.log")
 
 
 def test_a_connection_closed_while_idle_is_replaced_not_hung(static_port: int) -> None:

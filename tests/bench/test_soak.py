@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from benchmarks import loadgen
 from benchmarks.report import render
-from benchmarks.server import start
+from benchmarks.server import free_port
 from benchmarks.soak import feedback_requests, mixed, verdicts
 from tests.bench.test_report import RESULTS
 
@@ -222,23 +221,6 @@ def test_feedback_is_mixed_in_with_new_ids_and_deliberate_repeats() -> None:
     assert list(itertools.islice(mixed(predict, iter([]), every=0), 3)) == [*predict, predict[0]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def static_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("static") / "static.log"
-    server = start(
-        [sys.executable, "-m", "benchmarks.static_server", str(port)], port, {}, None, log, "/"
-    )
-    yield port
-    server.stop()
-
-
 def test_open_loop_windows_count_each_request_once_without_a_pause(static_port: int) -> None:
     sent: list[int] = []
 
@@ -276,7 +258,7 @@ def test_a_short_soak_of_the_real_service(
     out = tmp_path / "soak.json"
     code = soak.main(
         [
-            "--serve-python", sys.executable, "--port", str(_free_port()),
+            "--serve-python", sys.executable, "--port", str(free_port()),
             "--data", str(tiny_data / "v1" / "transactions.parquet"),
             "--bundle", str(tiny_bundle), "--feature-repo", str(feast_repo),
             "--transactions", "300", "--capacity", "40", "--load", "1", "--minutes", "0.1",

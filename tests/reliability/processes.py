@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import Server, start
+from benchmarks.server import Server, free_port, start
+
+__all__ = ["free_port", "post", "serve"]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(port: int, bundle: Path, repo: Path, state: Path, log: Path, **settings: str) -> Server:
