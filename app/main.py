@@ -84,8 +84,10 @@ def create_app(
     """Build the app; ``span_processor`` lets tests capture spans in memory."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    if not settings.keys:
+    if settings.api_keys is None and settings.api_keys_file is None:
         log.warning("no API keys configured: /v1 is open (local environment only)")
+    elif not settings.keys:  # a key file that is not there (yet): every call gets 401
+        log.warning("API key file has no keys yet: /v1 answers 401 until it has")
     metrics = ServiceMetrics()
     provider = tracer_provider(
         settings.otel_service_name, settings.otel_traces_exporter, span_processor
