@@ -35,6 +35,7 @@ import pandas as pd
 from benchmarks import loadgen
 from benchmarks.harness import (
     HOST,
+    add_service_arguments,
     compile_service,
     generator_gc_paused,
     machine,
@@ -271,19 +272,10 @@ def pipeline_times(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
-    parser.add_argument("--transactions", type=int, default=6000, help="distinct requests")
     parser.add_argument("--inprocess", type=int, default=2000, help="transactions timed")
     parser.add_argument("--cold-starts", type=int, default=3)
     parser.add_argument("--parity", type=int, default=50, help="answers compared with naive")
-    parser.add_argument("--port", type=int, default=8300)
-    parser.add_argument(
-        "--serve-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="the interpreter that runs the service (make bench: the requirements-api venv)",
-    )
-    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
-    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
+    add_service_arguments(parser, port=8300, target="bench")
     parser.add_argument("--external-rows", type=int, default=300_000)
     parser.add_argument("--pipeline", choices=("auto", "scratch", "skip"), default="auto")
     parser.add_argument("--no-naive", dest="naive", action="store_false")

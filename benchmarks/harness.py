@@ -3,10 +3,12 @@ launched the same way for both (``python -m app``, production-like settings, one
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -57,6 +59,20 @@ def generator_gc_paused() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, port: int, target: str) -> None:
+    """The options every harness shares: distinct requests, port, interpreter, data, bundle."""
+    parser.add_argument("--transactions", type=int, default=6000, help="distinct requests")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument(
+        "--serve-python",
+        type=Path,
+        default=Path(sys.executable),
+        help=f"the interpreter that runs the service (make {target}: the requirements-api venv)",
+    )
+    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
+    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
 
 
 def pin(cores: set[int]) -> None:

@@ -47,6 +47,7 @@ import pandas as pd
 from benchmarks import loadgen
 from benchmarks.harness import (
     HOST,
+    add_service_arguments,
     compile_service,
     generator_gc_paused,
     machine,
@@ -338,16 +339,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--capacity-seconds", type=float, default=20.0)
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--feedback-share", type=float, default=0.05, help="of the requests")
-    parser.add_argument("--transactions", type=int, default=6000, help="distinct predictions")
-    parser.add_argument("--port", type=int, default=8310)
-    parser.add_argument(
-        "--serve-python",
-        type=Path,
-        default=Path(sys.executable),
-        help="the interpreter that runs the service (make soak: the requirements-api venv)",
-    )
-    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
-    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
+    add_service_arguments(parser, port=8310, target="soak")
     parser.add_argument("--feature-repo", type=Path, default=Path("feature_repo"))
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no core pinning")
     parser.add_argument(
