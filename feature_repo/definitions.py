@@ -1,20 +1,32 @@
 """Feast definitions for fraud detection, read top-down.
 
-Entities -> sources -> batch feature views -> request source -> on-demand view ->
-the versioned FeatureService. Training (``get_historical_features``) and serving
-(``get_online_features``) both go through ``fraud_detection_v1``; change it by adding a
-``fraud_detection_v2``, never by editing v1 in place.
+Entities -> sources -> batch feature views -> request source -> on-demand views ->
+the versioned FeatureServices. Training (``get_historical_features``) and serving
+(``get_online_features``) both go through one FeatureService, named in ``params.yaml``
+and the service's settings. ``fraud_detection_v2`` adds the streaming velocity features
+(``customer_velocity``, fed by a PushSource) to everything in ``fraud_detection_v1``;
+v1 is left as it was, so a v1 model still scores. Change a service by adding a new
+version, never by editing one in place.
 """
 
 from datetime import timedelta
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    RequestSource,
+)
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64, Int64, String
+from feast.types import Array, Float64, Int64, String
 from feast.value_type import ValueType
 
 from feature_repo.request_features import REQUEST_FEATURES
+from feature_repo.velocity import NO_PREVIOUS_SECONDS, VELOCITY_FEATURES
 
 OWNER = "fraud-ml@example.com"
 SNAPSHOT_TTL = timedelta(days=2)  # snapshots are daily; older than this means stale
@@ -53,6 +65,31 @@ terminal_snapshots = FileSource(
     owner=OWNER,
 )
 
+terminal_locations = FileSource(
+    name="terminal_locations",
+    path="data/terminal_locations.parquet",
+    timestamp_field="event_timestamp",
+    description="Terminal coordinates (km on the simulated map); reference data.",
+    owner=OWNER,
+)
+
+# The streaming source: the service pushes a customer's velocity state after every
+# scored transaction; the batch source holds the same state after every historical
+# transaction (training/features.py), for point-in-time training sets and backfills.
+customer_velocity_log = FileSource(
+    name="customer_velocity_log",
+    path="data/customer_velocity.parquet",
+    timestamp_field="event_timestamp",
+    description="Velocity state after every transaction (feature_repo/velocity.py).",
+    owner=OWNER,
+)
+customer_velocity_push = PushSource(
+    name="customer_velocity_push",
+    batch_source=customer_velocity_log,
+    description="Velocity state pushed by the scoring service (or a stream consumer).",
+    owner=OWNER,
+)
+
 # Batch feature views ------------------------------------------------------------------
 _WINDOWS = (1, 7, 30)
 customer_features = FeatureView(
@@ -84,6 +121,39 @@ terminal_features = FeatureView(
     description="Terminal activity and delayed-label fraud risk over 1/7/30 days.",
     owner=OWNER,
     tags={"pii": "false", "refresh": "daily"},
+)
+
+terminal_location = FeatureView(
+    name="terminal_location",
+    entities=[terminal],
+    ttl=timedelta(0),  # reference data: never stale
+    schema=[Field(name="terminal_x_km", dtype=Float64), Field(name="terminal_y_km", dtype=Float64)],
+    source=terminal_locations,
+    online=True,
+    description="Where a terminal is; the velocity features measure moves between terminals.",
+    owner=OWNER,
+    tags={"pii": "false", "refresh": "on change"},
+)
+
+# Streaming feature view ------------------------------------------------------------------
+customer_velocity = FeatureView(
+    name="customer_velocity",
+    entities=[customer],
+    # Older than this, the previous transaction no longer counts (velocity.py).
+    ttl=timedelta(seconds=NO_PREVIOUS_SECONDS),
+    schema=[
+        Field(name="vel_event_seconds", dtype=Array(Float64)),
+        Field(name="vel_event_amounts", dtype=Array(Float64)),
+        Field(name="vel_event_terminals", dtype=Array(String)),
+        Field(name="vel_event_x_km", dtype=Array(Float64)),
+        Field(name="vel_event_y_km", dtype=Array(Float64)),
+        Field(name="vel_event_ids", dtype=Array(String)),
+    ],
+    source=customer_velocity_push,
+    online=True,
+    description="A customer's transactions of the last 24 h (and the one before): velocity state.",
+    owner=OWNER,
+    tags={"pii": "false", "refresh": "push, per transaction"},
 )
 
 # Request-time features ------------------------------------------------------------------
@@ -122,11 +192,48 @@ def transaction_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(features, index=inputs.index)
 
 
-# The versioned feature service ----------------------------------------------------------
+@on_demand_feature_view(  # type: ignore[untyped-decorator]
+    sources=[customer_velocity, terminal_location, transaction_request],
+    schema=[Field(name=name, dtype=Float64) for name in VELOCITY_FEATURES],
+    mode="pandas",
+    description="Counts and amounts in 10 min / 1 h / 24 h, gap, terminals and move "
+    "since the previous transaction.",
+    owner=OWNER,
+    tags={"pii": "false", "shared_with": "feature_repo/velocity.py"},
+)
+def velocity_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Rebuilt by Feast without the module's globals, like transaction_request_features.
+    import pandas as pd
+
+    from feature_repo.velocity import compute_velocity_features, states_from_columns
+
+    columns = {c: inputs[c].tolist() for c in inputs.columns}
+    features = compute_velocity_features(
+        states_from_columns(columns, len(inputs)),
+        inputs["tx_epoch_seconds"].to_numpy(dtype="float64"),
+        inputs["terminal_x_km"].to_numpy(dtype="float64"),
+        inputs["terminal_y_km"].to_numpy(dtype="float64"),
+    )
+    return pd.DataFrame(features, index=inputs.index)
+
+
+# The versioned feature services ----------------------------------------------------------
 fraud_detection_v1 = FeatureService(
     name="fraud_detection_v1",
     features=[customer_features, terminal_features, transaction_request_features],
     description="Every model input of the v1 fraud ensemble; used by training and serving.",
     owner=OWNER,
     tags={"version": "1", "model": "fraud-ensemble"},
+)
+fraud_detection_v2 = FeatureService(
+    name="fraud_detection_v2",
+    features=[
+        customer_features,
+        terminal_features,
+        transaction_request_features,
+        velocity_features,
+    ],
+    description="v1 plus the streaming velocity features; used by training and serving.",
+    owner=OWNER,
+    tags={"version": "2", "model": "fraud-ensemble"},
 )

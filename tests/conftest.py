@@ -15,7 +15,12 @@ from feature_repo.feast_runtime import import_feast
 import_feast()  # before anything imports Feast: skips typeguard's import-time rewrite
 
 from training.datasets import build  # noqa: E402
-from training.features import FeatureConfig, compute_feature_tables, load_transactions  # noqa: E402
+from training.features import (  # noqa: E402
+    FeatureConfig,
+    compute_feature_tables,
+    load_transactions,
+    write_feature_tables,
+)
 from training.params import load_params  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +91,9 @@ def tiny_tables(
 @pytest.fixture(scope="session")
 def feast_repo(
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_tables: tuple[pd.DataFrame, pd.DataFrame],
+    tiny_data: Path,
+    tiny_stream: pd.DataFrame,
+    feature_config: FeatureConfig,
     tiny_params: dict[str, Any],
 ) -> Path:
     """A copy of feature_repo/ with the tiny tables, applied and materialized by the real stage."""
@@ -96,10 +103,8 @@ def feast_repo(
     repo.mkdir()
     for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
         shutil.copy(ROOT / "feature_repo" / name, repo / name)
-    (repo / "data").mkdir()
-    customers, terminals = tiny_tables
-    customers.to_parquet(repo / "data/customer_features.parquet", index=False)
-    terminals.to_parquet(repo / "data/terminal_features.parquet", index=False)
+    terminals = pd.read_parquet(tiny_data / "terminals.parquet")
+    write_feature_tables(tiny_stream, terminals, feature_config, repo / "data")
     materialize(repo, tiny_params["materialize"]["feature_service"])
     return repo
 

@@ -7,18 +7,24 @@ what the online store holds after a daily ``materialize-incremental``, so traini
 serving see the same values. Terminal fraud risk only counts labels older than the label
 delay: a transaction's label is known ``label_delay_days`` after it happened.
 
+The stage also writes the two tables behind ``fraud_detection_v2``: terminal locations
+(reference data) and the velocity state after every transaction, computed by
+``feature_repo.velocity.offline_states``, the code the service runs online.
+
 Stage ``features`` of ``dvc.yaml``; parameters in ``params.yaml`` section ``features``.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from feature_repo.velocity import offline_states
 from training.params import load_params
 
 SECONDS_PER_DAY = 86_400
@@ -193,6 +199,33 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
+def terminal_locations(terminals: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """The ``terminal_location`` view's source: coordinates, valid from ``since``."""
+    return pd.DataFrame(
+        {
+            "terminal_id": terminals["terminal_id"].astype(str).to_numpy(),
+            "event_timestamp": pd.Series([since] * len(terminals)).astype("datetime64[us, UTC]"),
+            "terminal_x_km": terminals["x_km"].to_numpy(dtype=np.float64),
+            "terminal_y_km": terminals["y_km"].to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def velocity_log(transactions: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
+    """The ``customer_velocity`` view's offline source: the state after every transaction."""
+    where = {
+        t: (x, y)
+        for t, x, y in zip(
+            locations["terminal_id"],
+            locations["terminal_x_km"],
+            locations["terminal_y_km"],
+            strict=True,
+        )
+    }
+    frame: pd.DataFrame = offline_states(transactions, where)
+    return frame
+
+
 def load_transactions(data_dir: Path) -> pd.DataFrame:
     """The full clean stream: every period under ``data_dir``, sorted by time."""
     parts = sorted(data_dir.glob("v*/transactions.parquet"))
@@ -216,13 +249,33 @@ def main(argv: list[str] | None = None) -> None:
     config = FeatureConfig(**load_params(args.params)["features"])
     transactions = load_transactions(args.data)
     print(f"features: {len(transactions):,} transactions", flush=True)
-    customers, terminals = compute_feature_tables(transactions, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    customers.to_parquet(args.out / "customer_features.parquet", index=False)
-    terminals.to_parquet(args.out / "terminal_features.parquet", index=False)
+    terminals = pd.read_parquet(args.data / "terminals.parquet")
+    write_feature_tables(transactions, terminals, config, args.out)
+
+
+def write_feature_tables(
+    transactions: pd.DataFrame, terminals: pd.DataFrame, config: FeatureConfig, out: Path
+) -> None:
+    """Every source table of ``feature_repo/definitions.py`` into ``out``."""
+    started = time.perf_counter()
+    customers, terminal_snapshots = compute_feature_tables(transactions, config)
+    out.mkdir(parents=True, exist_ok=True)
+    customers.to_parquet(out / "customer_features.parquet", index=False)
+    terminal_snapshots.to_parquet(out / "terminal_features.parquet", index=False)
     print(
-        f"features: {len(customers):,} customer and {len(terminals):,} terminal snapshots "
-        f"-> {args.out}",
+        f"features: {len(customers):,} customer and {len(terminal_snapshots):,} terminal "
+        f"snapshots in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+    since = pd.to_datetime(transactions["timestamp"], utc=True).min().floor("D")
+    locations = terminal_locations(terminals, since)
+    locations.to_parquet(out / "terminal_locations.parquet", index=False)
+    started = time.perf_counter()
+    velocity = velocity_log(transactions, locations)
+    velocity.to_parquet(out / "customer_velocity.parquet", index=False)
+    print(
+        f"features: velocity state after {len(velocity):,} transactions "
+        f"in {time.perf_counter() - started:.1f}s -> {out}",
         flush=True,
     )
 

@@ -37,7 +37,7 @@ META_COLUMNS = (*ID_COLUMNS, LABEL, "fraud_scenario", "period", "part")
 
 
 @contextmanager
-def _working_directory(path: Path) -> Iterator[None]:
+def working_directory(path: Path) -> Iterator[None]:
     # Feast's DuckDB store resolves FileSource paths against the working directory.
     previous = Path.cwd()
     os.chdir(path)
@@ -90,7 +90,7 @@ def historical_features(
     """Point-in-time features for every transaction, in the input's order."""
     features = service_features(store, service_name)
     service = store.get_feature_service(service_name)
-    with _working_directory(repo):
+    with working_directory(repo):
         joined = store.get_historical_features(
             entity_df=entity_frame(transactions), features=service
         ).to_df()

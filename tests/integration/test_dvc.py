@@ -22,6 +22,7 @@ COPIED = (
     "feature_repo/online_request.py",
     "feature_repo/definitions.py",
     "feature_repo/request_features.py",
+    "feature_repo/velocity.py",
     "feature_repo/feast_runtime.py",
     "feature_repo/__init__.py",
     "feature_repo/feature_store.yaml",
@@ -109,7 +110,7 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
     assert (project / "reports/report.html").stat().st_size > 50_000
     assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
     record = json.loads((project / "feature_repo/data/materialized.json").read_text())
-    assert record["feature_service"] == "fraud_detection_v1"
+    assert record["feature_service"] == "fraud_detection_v2"
     assert record["entities"]["customer_features"] > 0
     assert "Data and pipelines are up to date" in _run(
         project, sys.executable, "-m", "dvc", "status"
