@@ -47,7 +47,7 @@ def api_keys(settings: Settings) -> ApiKeys:
 def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Runtime:
     """Load the bundle and the feature store once; anything missing degrades, not fails."""
     began = time.perf_counter()
-    scoring = load_scoring(settings, span)
+    scoring = load_scoring(settings, span, metrics, push_velocity=True)
     metrics.model_loaded.set(1 if scoring.model.bundle is not None else 0)
     runtime = Runtime(
         settings=settings,

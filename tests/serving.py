@@ -62,6 +62,8 @@ def settings_for(tiny_bundle: Path, feast_repo: Path, tmp_path: Path) -> Callabl
             "label_log": tmp_path / "labels.sqlite",
             "audit_log": tmp_path / "predictions.sqlite",
             "log_level": "WARNING",
+            # The session's Feast repo is shared: tests that push velocity state use a copy.
+            "velocity_push": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(default=None, description="for models:/ bundle URIs")
     feature_repo: Path = Path("feature_repo")
     feature_store_yaml: str = "feature_store.yaml"
-    feature_service: str = "fraud_detection_v1"
+    feature_service: str = "fraud_detection_v2"
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
     coalesce_max: int = Field(
         default=64,
@@ -51,6 +51,19 @@ class Settings(BaseSettings):
         le=1_000,
         description="single requests queued together are scored as one group of at most this "
         "many (1: never)",
+    )
+    velocity_push: bool = Field(
+        default=True,
+        description="keep customers' velocity state current by pushing scored transactions "
+        "(off: a stream consumer is the writer; docs/velocity.md)",
+    )
+    velocity_flush_ms: float = Field(
+        default=20.0, gt=0, le=10_000, description="the pusher writes at least this often"
+    )
+    velocity_max_pending: int = Field(
+        default=100_000,
+        ge=1,
+        description="transactions waiting to be pushed beyond which new ones are dropped",
     )
     feature_reader: Literal["auto", "feast"] = Field(
         default="auto",

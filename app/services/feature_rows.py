@@ -9,12 +9,17 @@ transaction records why in ``degraded``:
                           (its values are still used: an old profile beats none)
 - ``feature_store:timeout`` / ``feature_store:error`` / ``feature_store:busy``
                           the lookup failed as a whole; only request fields were used
+
+Velocity features (when the FeatureService has them) come from each customer's state:
+stored and pending transactions (``states``), then the transactions being scored
+together, taken in timestamp order exactly as ``feature_repo.velocity.offline_states``
+does for training. The scored transactions are returned as ``events`` to be recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,11 +27,20 @@ import numpy as np
 from app.services.features import ViewSpec, ViewValues
 from app.services.scoring.arrays import FloatArray
 from feature_repo.request_features import REQUEST_DEFAULTS, compute_request_features
+from feature_repo.velocity import (
+    EMPTY,
+    LOCATION_VIEW,
+    VELOCITY_FEATURES,
+    VelocityEvent,
+    VelocityState,
+    features_of,
+)
 
 
 class RequestFields(Protocol):
     """What the payment switch sends (``app.schemas.TransactionIn`` satisfies it)."""
 
+    transaction_id: str
     customer_id: str
     terminal_id: str
     amount: float
@@ -46,6 +60,7 @@ class FeatureRows:
 
     columns: dict[str, FloatArray]
     degraded: list[list[str]]
+    events: list[tuple[str, VelocityEvent]] = field(default_factory=list)  # to record
 
     def matrix(self, names: Sequence[str]) -> FloatArray:
         """An n x len(names) matrix in the given order; unknown names are all NaN."""
@@ -86,8 +101,13 @@ def assemble(
     views: Sequence[ViewSpec],
     looked_up: Mapping[str, ViewValues] | None,
     failure: str | None = None,
+    states: Mapping[str, VelocityState] | None = None,
 ) -> FeatureRows:
-    """Every feature of every transaction; ``looked_up`` is None when the lookup failed."""
+    """Every feature of every transaction; ``looked_up`` is None when the lookup failed.
+
+    ``states`` (customer -> stored and pending velocity state) is given when the
+    FeatureService has velocity features, even if the lookup failed (pending only).
+    """
     n = len(transactions)
     request = request_columns(transactions)
     degraded: list[list[str]] = [[] for _ in range(n)]
@@ -114,4 +134,41 @@ def assemble(
         for flags in degraded:
             flags.append(f"feature_store:{failure}")
     columns.update(compute_request_features({**request, **columns}))
-    return FeatureRows(columns, degraded)
+    if states is None:
+        return FeatureRows(columns, degraded)
+    location = looked_up.get(LOCATION_VIEW) if looked_up is not None else None
+    velocity, events = velocity_columns(transactions, request["tx_epoch_seconds"], location, states)
+    columns.update(velocity)
+    return FeatureRows(columns, degraded, events)
+
+
+def velocity_columns(
+    transactions: Sequence[RequestFields],
+    epoch: FloatArray,
+    location: ViewValues | None,
+    states: Mapping[str, VelocityState],
+) -> tuple[dict[str, FloatArray], list[tuple[str, VelocityEvent]]]:
+    """Velocity features of each transaction, and the transactions as velocity events.
+
+    Transactions scored together are taken in (time, id) order, each seeing its
+    customer's state plus the earlier ones, as the offline computation does.
+    """
+    n = len(transactions)
+    if location is not None:
+        xs, ys = location.values[:, 0], location.values[:, 1]
+    else:
+        xs = ys = np.full(n, np.nan)
+    current = dict(states)
+    rows: list[tuple[float, ...]] = [()] * n
+    events: list[tuple[str, VelocityEvent]] = []
+    order = sorted(range(n), key=lambda i: (epoch[i], transactions[i].transaction_id))
+    for i in order:
+        t = transactions[i]
+        state = current.get(t.customer_id, EMPTY)
+        x, y = float(xs[i]), float(ys[i])
+        rows[i] = features_of(state, float(epoch[i]), x, y)
+        event = VelocityEvent(float(epoch[i]), t.amount, t.terminal_id, x, y, t.transaction_id)
+        current[t.customer_id] = state.add((event,))
+        events.append((t.customer_id, event))
+    matrix = np.array(rows, dtype=np.float64).reshape(n, len(VELOCITY_FEATURES))
+    return {name: matrix[:, j] for j, name in enumerate(VELOCITY_FEATURES)}, events

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from app.core.config import Settings
 from app.services.features import FeatureStoreError, OnlineFeatures
+from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel, load_model
 from app.services.predictor import Predictor
 from app.services.scoring.scorer import Stage, no_stage
 from app.services.scoring_service import ScoringService
+from app.services.velocity import VelocityTracker
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,30 @@ def reload_predictor(
     return model, Predictor(model.bundle, settings.reasons_top_k, settings.reason_method)
 
 
-def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
-    """Open the feature store and load the bundle named by ``settings``."""
+def velocity_tracker(
+    settings: Settings, features: OnlineFeatures | None, metrics: ServiceMetrics | None
+) -> VelocityTracker | None:
+    """The background pusher of velocity state, when the service has velocity features
+    and ``settings.velocity_push`` is on."""
+    if features is None or not features.velocity or not settings.velocity_push:
+        return None
+    return VelocityTracker(
+        features.state_store(),
+        flush_interval_s=settings.velocity_flush_ms / 1000,
+        max_pending=settings.velocity_max_pending,
+        on_push=metrics.observe_push if metrics is not None else None,
+        on_failure=metrics.velocity_failures.inc if metrics is not None else None,
+    )
+
+
+def load_scoring(
+    settings: Settings,
+    span: Stage = no_stage,
+    metrics: ServiceMetrics | None = None,
+    push_velocity: bool = False,
+) -> Scoring:
+    """Open the feature store and load the bundle named by ``settings``; with
+    ``push_velocity`` (the API), scored transactions update the velocity state."""
     try:
         features: OnlineFeatures | None = OnlineFeatures.open(
             settings.feature_repo,
@@ -71,5 +95,6 @@ def load_scoring(settings: Settings, span: Stage = no_stage) -> Scoring:
         settings.feature_timeout_ms / 1000,
         span,
         coalesce_max=settings.coalesce_max,
+        velocity=velocity_tracker(settings, features, metrics) if push_velocity else None,
     )
     return Scoring(model, features, feature_problem, service)

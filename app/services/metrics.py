@@ -81,6 +81,37 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.velocity_pushes = Histogram(
+            "fraud_velocity_push_seconds",
+            "Background pushes of velocity state to the online store (read, merge, write).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.velocity_pushed = Counter(
+            "fraud_velocity_pushed_customers",
+            "Customer velocity states written to the online store.",
+            registry=self.registry,
+        )
+        self.velocity_failures = Counter(
+            "fraud_velocity_push_failures",
+            "Velocity pushes that failed (the transactions stay pending and are retried).",
+            registry=self.registry,
+        )
+        self.velocity_pending = Gauge(
+            "fraud_velocity_pending_transactions",
+            "Scored transactions waiting to be pushed to the velocity state.",
+            registry=self.registry,
+        )
+        self.velocity_dropped = Gauge(
+            "fraud_velocity_dropped_transactions",
+            "Scored transactions not recorded because too many were pending (cumulative).",
+            registry=self.registry,
+        )
+
+    def observe_push(self, customers: int, seconds: float) -> None:
+        self.velocity_pushed.inc(customers)
+        self.velocity_pushes.observe(seconds)
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
         self.requests.labels(route, method, code).inc()

@@ -80,17 +80,8 @@ class SqliteOnlineReader:
     ) -> tuple[FloatArray, FloatArray]:
         """(n x features values, n event times in epoch seconds); NaN where not stored."""
         unique = list(dict.fromkeys(ids))
-        keys = [self._key(join_key, entity) for entity in unique]
-        position = {k: i for i, k in enumerate(keys)}
-        # Only Feast's quoted table name and placeholders are formatted in; keys are bound.
-        query = _SELECT.format(table=self.table(view), marks=",".join("?" * len(keys)))
-        try:
-            rows = self._connection().execute(query, keys).fetchall()
-        except sqlite3.Error:
-            # Locked, corrupt or replaced: start afresh next time, so a repaired or
-            # re-materialized database is picked up without a restart.
-            self.close()
-            raise
+        position = {self._key(join_key, entity): i for i, entity in enumerate(unique)}
+        rows = self._select(view, join_key, unique)
         column = {name: j for j, name in enumerate(features)}
         rows = [r for r in rows if r[1] in column]
         found = np.full((len(unique), len(features)), np.nan)
@@ -103,6 +94,47 @@ class SqliteOnlineReader:
         row_of = {entity: i for i, entity in enumerate(unique)}
         index = [row_of[entity] for entity in ids]
         return found[index], event[index]
+
+    def read_rows(
+        self, view: Any, join_key: str, features: Sequence[str], ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any] | None], list[float]]:
+        """Any value types (lists included), decoded per value: one dict per id (None
+        when not stored) and the event time in epoch seconds (NaN when not stored)."""
+        unique = list(dict.fromkeys(ids))
+        rows = self._select(view, join_key, unique)
+        wanted = set(features)
+        found: dict[bytes, dict[str, Any]] = {}
+        event: dict[bytes, float] = {}
+        for key, name, blob, stamp in rows:
+            if name in wanted:
+                value = self._value.FromString(blob)
+                kind = value.WhichOneof("val")
+                decoded: Any = None
+                if kind is not None:
+                    stored = getattr(value, kind)
+                    decoded = list(stored.val) if kind.endswith("_list_val") else stored
+                found.setdefault(key, {})[name] = decoded
+                event[key] = _epoch_seconds(stamp)
+        out: list[dict[str, Any] | None] = []
+        times: list[float] = []
+        for entity in ids:
+            key = self._key(join_key, entity)
+            out.append(found.get(key))
+            times.append(event.get(key, np.nan))
+        return out, times
+
+    def _select(self, view: Any, join_key: str, unique: Sequence[str]) -> list[Any]:
+        keys = [self._key(join_key, entity) for entity in unique]
+        # Only Feast's quoted table name and placeholders are formatted in; keys are bound.
+        query = _SELECT.format(table=self.table(view), marks=",".join("?" * len(keys)))
+        try:
+            rows: list[Any] = self._connection().execute(query, keys).fetchall()
+        except sqlite3.Error:
+            # Locked, corrupt or replaced: start afresh next time, so a repaired or
+            # re-materialized database is picked up without a restart.
+            self.close()
+            raise
+        return rows
 
     def _connection(self) -> sqlite3.Connection:
         # Opened at the first read, like Feast's own store; read-only, so a missing

@@ -15,6 +15,11 @@ abandoned after ``timeout_s``: the caller gets request-only features, flagged
 ``feature_store:timeout``, and never waits longer than the budget. At most
 ``max_pending`` lookups may queue behind a stuck one; beyond that the store is skipped
 (``feature_store:busy``) instead of piling up work.
+
+With velocity features, the lookup also reads the customers' velocity states (after
+taking the tracker's pending snapshot: see :mod:`app.services.velocity`), and once the
+transactions are scored they are recorded with the tracker, whose thread pushes them to
+the online store off the request path.
 """
 
 from __future__ import annotations
@@ -33,11 +38,22 @@ from opentelemetry import trace
 from app.services.feature_rows import FeatureRows, RequestFields, assemble, entity_ids
 from app.services.features import OnlineFeatures, ViewValues
 from app.services.predictor import Prediction, Predictor
+from app.services.velocity import VelocityTracker, merged_states
+from feature_repo.velocity import VelocityState
 
 log = logging.getLogger(__name__)
 
 Span = Callable[[str], AbstractContextManager[Any]]
-Lookup = tuple[dict[str, ViewValues] | None, str | None]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the online store gave (``views`` is None when the lookup failed, and
+    ``failure`` says why) and, with velocity features, each customer's state."""
+
+    views: dict[str, ViewValues] | None
+    failure: str | None
+    states: dict[str, VelocityState] | None = None
 
 
 @dataclass
@@ -58,8 +74,10 @@ class ScoringService:
         span: Span,
         max_pending: int = 32,
         coalesce_max: int = 64,
+        velocity: VelocityTracker | None = None,
     ) -> None:
         self.features = features
+        self.velocity = velocity
         self.predictor = predictor
         self.timeout_s = timeout_s
         self.span = span
@@ -70,9 +88,34 @@ class ScoringService:
         self._queue: list[_Queued] = []
         self._draining: asyncio.Task[None] | None = None
 
-    def _read(self, transactions: Sequence[RequestFields]) -> dict[str, ViewValues]:
+    @property
+    def has_velocity(self) -> bool:
+        return self.features is not None and self.features.velocity
+
+    def _pending_states(self, customers: Sequence[str]) -> dict[str, VelocityState]:
+        return self.velocity.pending_for(customers) if self.velocity is not None else {}
+
+    def _read(self, transactions: Sequence[RequestFields]) -> Lookup:
         assert self.features is not None
-        return self.features.read(entity_ids(transactions))
+        ids = entity_ids(transactions)
+        customers = ids["customer_id"]
+        if not self.features.velocity:
+            return Lookup(self.features.read(ids), None)
+        # Pending first, then the store: a transaction leaves pending only once stored,
+        # so it is in one or the other (never lost between the two reads).
+        pending = self._pending_states(customers)
+        views = self.features.read(ids)
+        stored = self.features.read_states(customers)
+        return Lookup(views, None, merged_states(customers, stored, pending))
+
+    def _failed(self, transactions: Sequence[RequestFields], failure: str) -> Lookup:
+        """No store values; velocity from the pending transactions alone."""
+        if not self.has_velocity:
+            return Lookup(None, failure)
+        customers = [t.customer_id for t in transactions]
+        return Lookup(
+            None, failure, merged_states(customers, None, self._pending_states(customers))
+        )
 
     def _done(self, _: object) -> None:
         self._pending -= 1
@@ -80,41 +123,45 @@ class ScoringService:
     async def lookup(self, transactions: Sequence[RequestFields]) -> Lookup:
         """Batch features for ``transactions`` within the budget, or why there are none."""
         if self.features is None:
-            return None, "unavailable"
+            return Lookup(None, "unavailable")
         if self._pending >= self.max_pending:
-            return None, "busy"
+            return self._failed(transactions, "busy")
         loop = asyncio.get_running_loop()
         self._pending += 1
         future = loop.run_in_executor(self._pool, self._read, transactions)
         future.add_done_callback(self._done)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s), None
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except TimeoutError:
             # The budget is wall time: if the event loop was busy (a large batch) the
             # lookup may have finished meanwhile, and then its answer is still good.
             if future.done() and not future.cancelled() and future.exception() is None:
-                return future.result(), None
-            return None, "timeout"
+                return future.result()
+            return self._failed(transactions, "timeout")
         except Exception as exc:
             log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
-            return None, "error"
+            return self._failed(transactions, "error")
 
     def lookup_blocking(self, transactions: Sequence[RequestFields]) -> Lookup:
         """The same lookup without a time budget (the batch command)."""
         if self.features is None:
-            return None, "unavailable"
+            return Lookup(None, "unavailable")
         try:
-            return self._read(transactions), None
+            return self._read(transactions)
         except Exception as exc:
             log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
-            return None, "error"
+            return self._failed(transactions, "error")
 
     def rows(self, transactions: Sequence[RequestFields], found: Lookup) -> FeatureRows:
         views = self.features.views if self.features is not None else ()
-        return assemble(transactions, views, *found)
+        return assemble(transactions, views, found.views, found.failure, found.states)
 
     def predict(self, rows: FeatureRows) -> list[Prediction]:
-        return self.predictor.predict(rows, self.span)
+        """Score, then record the scored transactions for the velocity state."""
+        predictions = self.predictor.predict(rows, self.span)
+        if self.velocity is not None:
+            self.velocity.record(rows.events)
+        return predictions
 
     async def score(self, transactions: Sequence[RequestFields]) -> list[Prediction]:
         """Look up, assemble and predict, with a tracing span per stage."""
@@ -158,6 +205,8 @@ class ScoringService:
         return self.predict(self.rows(transactions, self.lookup_blocking(transactions)))
 
     def close(self) -> None:
+        if self.velocity is not None:
+            self.velocity.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.features is not None:
             self.features.close()

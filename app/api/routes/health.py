@@ -56,6 +56,10 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, scores, decisions, fallbacks,
-    feature misses."""
+    feature misses, velocity pushes."""
     runtime = runtime_of(request)
+    tracker = runtime.service.velocity
+    if tracker is not None:
+        runtime.metrics.velocity_pending.set(tracker.pending_events)
+        runtime.metrics.velocity_dropped.set(tracker.stats.dropped)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
