@@ -97,6 +97,7 @@ def track(
     results: dict[str, Any],
     params: dict[str, Any],
     plots_dir: Path,
+    features: list[str],
 ) -> dict[str, Any]:
     """Log the run to MLflow, register the bundle, and apply the promotion gate."""
     import pandas as pd
@@ -140,7 +141,13 @@ def track(
             old = EnsembleScorer(
                 load_bundle(registry.download_bundle(mlflow, model_name, champion))
             )
-            champion_auprc = m.ranking(test.y, old.score(test.x).probability)["auprc"]
+            # The champion may read another FeatureService (v1 before v2): its own
+            # columns, by name. One the training set cannot feed is not compared.
+            if set(old.features) <= set(features):
+                columns = [features.index(name) for name in old.features]
+                champion_auprc = m.ranking(test.y, old.score(test.x[:, columns]).probability)[
+                    "auprc"
+                ]
         # The challenger's test AUPRC is the one just measured: no second scoring pass.
         gate = registry.apply_gate(
             mlflow,
@@ -177,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     bundle = load_bundle(args.bundle)
     scorer = EnsembleScorer(bundle, available_cores())
-    _, v0 = load_parts(args.training_set, "v0", ("test",))
+    features, v0 = load_parts(args.training_set, "v0", ("test",))
     _, v1 = load_parts(args.training_set, "v1", ("after",))
     test, curves = evaluate_frame(
         scorer, v0["test"], section["precision_at_k"], section["calibration_bins"]
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     if not args.no_mlflow:
-        gate = track(args.bundle, bundle, v0["test"], results, params, args.plots)
+        gate = track(args.bundle, bundle, v0["test"], results, params, args.plots, features)
         args.gate.write_text(json.dumps(gate, indent=2) + "\n")
         print(f"evaluate: registered {gate['model_name']} v{gate['version']}: {gate['reason']}")
     print(f"evaluate: {time.perf_counter() - started:.1f}s", flush=True)
