@@ -22,13 +22,24 @@ def _auprc(y: np.ndarray, fusion: Fusion, scores: ScoreBatch) -> float:
 
 
 def fit_stacking(scores: ScoreBatch, y: np.ndarray) -> Fusion:
-    """Logistic regression on the classifier's log-odds and the log reconstruction error."""
+    """Logistic regression on the classifier's log-odds and the log reconstruction error.
+
+    A member with a negative weight would make a riskier-looking transaction (a larger
+    amount: higher margin and error) score lower, so such a member is dropped and the
+    regression refitted on the other: the fused score never decreases in either member.
+    """
     inputs = np.column_stack([scores.clf_margin, np.log(scores.ae_error + 1e-12)])
     model = LogisticRegression(C=1.0, max_iter=1000).fit(inputs, y)
+    coef = model.coef_[0]
+    if coef.min() < 0:
+        keep = int(np.argmax(coef))
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(inputs[:, [keep]], y)
+        coef = np.zeros(2)
+        coef[keep] = max(0.0, float(model.coef_[0, 0]))
     return Fusion(
         "stacking",
-        coef_clf=float(model.coef_[0, 0]),
-        coef_ae=float(model.coef_[0, 1]),
+        coef_clf=float(coef[0]),
+        coef_ae=float(coef[1]),
         intercept=float(model.intercept_[0]),
     )
 
