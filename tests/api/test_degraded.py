@@ -134,10 +134,32 @@ def _repo_copy(feast_repo: Path, tmp_path: Path) -> tuple[Path, Path]:
     return repo, repo / "data" / "online_store.db"
 
 
+def test_a_writer_does_not_hold_up_reads_of_a_wal_store(
+    client_for: Any, recent: pd.DataFrame, feast_repo: Path, tmp_path: Path
+) -> None:
+    """The materialize stage leaves the SQLite online store in WAL mode: a
+    materialization or a velocity push holding the write lock never stalls a lookup."""
+    repo, database = _repo_copy(feast_repo, tmp_path)
+    with sqlite3.connect(database) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    client = client_for(feature_repo=repo, feature_timeout_ms=50)
+    body = as_request(recent.iloc[0])
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        answers = [client.post("/v1/predict", json=body).json() for _ in range(3)]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert [a["degraded"] for a in answers] == [[], [], []]
+
+
 def test_a_locked_store_answers_within_the_budget_and_recovers(
     client_for: Any, recent: pd.DataFrame, feast_repo: Path, tmp_path: Path
 ) -> None:
     repo, database = _repo_copy(feast_repo, tmp_path)
+    with sqlite3.connect(database) as rollback_journal:  # a store not set up by the stage
+        rollback_journal.execute("PRAGMA journal_mode=DELETE")
     client = client_for(feature_repo=repo, feature_timeout_ms=50)
     body = as_request(recent.iloc[0])
     assert client.post("/v1/predict", json=body).json()["degraded"] == []

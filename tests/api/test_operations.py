@@ -20,7 +20,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.json()["feature_store"] == {"status": "loaded", "detail": "fraud_detection_v1"}
+    assert ready.json()["feature_store"] == {"status": "loaded", "detail": "fraud_detection_v2"}
 
 
 def test_readiness_is_503_before_the_lifespan(settings_for: object) -> None:
@@ -35,7 +35,7 @@ def test_model_card(client: TestClient, tiny_bundle: Path) -> None:
     card = client.get("/v1/model").json()
     assert card["version"] == bundle.version
     assert card["decision_source"] == "model"
-    assert card["features"] == list(bundle.features) and len(card["features"]) == 33
+    assert card["features"] == list(bundle.features) and len(card["features"]) == 43
     assert card["thresholds"] == bundle.tiers.to_dict()
     assert set(card["metrics"]) == {"ae", "classifier", "ensemble"}
     assert card["metadata"]["labels"] == "clean"
