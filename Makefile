@@ -108,6 +108,11 @@ SOAK_ARGS ?=
 soak: train $(VENV)/serve/.installed ## Soak: >= 10 min at 70 % of measured capacity, loopback; verdicts -> benchmarks/soak.json, BENCHMARKS.md
 	$(PY) -m benchmarks.soak --serve-python $(VENV)/serve/bin/python $(SOAK_ARGS)
 
+# 100,000 transactions of the later period at 200/s (~9 min); REPLAY_ARGS="--limit 5000" for a short one.
+REPLAY_ARGS ?=
+replay: train $(VENV)/serve/.installed ## Production-like replay: store as of the start, service, daily job, 100,000 tx -> var/replay/summary.md
+	$(PY) -m benchmarks.replay --serve-python $(VENV)/serve/bin/python $(REPLAY_ARGS)
+
 LOADTEST_PORT ?= 8089
 USERS ?= 5
 SPAWN_RATE ?= 10
