@@ -304,6 +304,9 @@ def test_gke_jobs_materialize_and_retrain_with_the_training_image() -> None:
     materialize = find("gke", "CronJob", "feast-materialize")
     (container,) = pod_spec(materialize)["containers"]
     assert "materialize-incremental" in " ".join(container["command"])
+    # The velocity state is kept current by pushes (docs/velocity.md), not by the job.
+    assert "--views terminal_features" in " ".join(container["command"])
+    assert "customer_velocity" not in " ".join(container["command"])
     assert materialize["spec"]["concurrencyPolicy"] == "Forbid"
     retrain = find("gke", "CronJob", "fraud-retrain")
     assert retrain["spec"]["suspend"] is True
