@@ -65,8 +65,9 @@ def breakdown(settings: Settings, bodies: Sequence[bytes], warmup: int = 200) ->
     for body in bodies:
         tx = _clock(samples, STAGES[0], lambda b=body: TransactionIn.model_validate_json(b))
         ids = entity_ids([tx])
-        found = _clock(samples, STAGES[1], lambda i=ids: service.features.read(i))
-        rows = _clock(samples, STAGES[2], lambda t=tx, f=found: service.rows([t], (f, None)))
+        # The views and, with velocity features, the customer's state (as the service does).
+        found = _clock(samples, STAGES[1], lambda t=tx: service.lookup_blocking([t]))
+        rows = _clock(samples, STAGES[2], lambda t=tx, f=found: service.rows([t], f))
         filled, _ = scorer.impute(rows.matrix(scorer.features))
         errors = _clock(samples, STAGES[3], lambda x=filled: _autoencoder(scorer, x))
         margin, leaf_ids = _clock(samples, STAGES[4], lambda x=filled: _classifier(scorer, x))

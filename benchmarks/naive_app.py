@@ -9,12 +9,16 @@ Written deliberately in the common style, to give every speed figure a ratio:
   serving process);
 - LightGBM's default ``Booster.predict`` on a pandas DataFrame, and ``pred_contrib``
   (exact TreeSHAP) for the reason codes;
-- pydantic response models.
+- pydantic response models;
+- with velocity features (``fraud_detection_v2``), the customer's velocity state read with
+  a second ``get_online_features`` and pushed back with ``FeatureStore.push`` (a
+  DataFrame), synchronously, before answering.
 
 It reuses the bundle's imputation values, anomaly normaliser, fusion, calibration and tiers,
 so its probabilities equal the service's (``make bench`` checks them against each other).
-Configuration comes from ``NAIVE_BUNDLE`` and ``NAIVE_FEATURE_REPO`` (a benchmark tool,
-not the service). Run: ``uvicorn benchmarks.naive_app:create_app --factory``.
+Configuration comes from ``NAIVE_BUNDLE``, ``NAIVE_FEATURE_REPO`` and
+``NAIVE_FEATURE_SERVICE`` (a benchmark tool, not the service).
+Run: ``uvicorn benchmarks.naive_app:create_app --factory``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ from app.services.scoring.bundle import load_bundle
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS
 from feature_repo.online_request import online_request
 from feature_repo.request_features import REQUEST_DEFAULTS
+from feature_repo.velocity import (
+    FEATURES_VIEW,
+    PUSH_SOURCE,
+    STATE_FIELDS,
+    STATE_VIEW,
+    VelocityEvent,
+    VelocityState,
+)
 
 
 class NaiveReason(BaseModel):
@@ -75,11 +87,16 @@ def keras_autoencoder(bundle: Any) -> Any:
 
 def create_app() -> FastAPI:
     import feast
+    from feast.data_source import PushMode
 
     bundle = load_bundle(Path(os.environ.get("NAIVE_BUNDLE", "models/bundle")))
     repo = Path(os.environ.get("NAIVE_FEATURE_REPO", "feature_repo"))
     store = feast.FeatureStore(repo_path=str(repo))
-    service = store.get_feature_service("fraud_detection_v1")
+    service = store.get_feature_service(
+        os.environ.get("NAIVE_FEATURE_SERVICE", "fraud_detection_v2")
+    )
+    velocity = any(p.name == FEATURES_VIEW for p in service.feature_view_projections)
+    state_refs = [f"{STATE_VIEW}:{name}" for name in STATE_FIELDS]
     model = keras_autoencoder(bundle)
     features = list(bundle.features)
     app = FastAPI(title="naive baseline")
@@ -87,6 +104,25 @@ def create_app() -> FastAPI:
     @app.get("/readyz")
     def ready() -> dict[str, str]:
         return {"status": "ready"}
+
+    def push_velocity(tx: TransactionIn) -> None:
+        key = {"customer_id": tx.customer_id, "terminal_id": tx.terminal_id}
+        stored = store.get_online_features(
+            features=state_refs
+            + ["terminal_location:terminal_x_km", "terminal_location:terminal_y_km"],
+            entity_rows=[key],
+        ).to_dict()
+        state = VelocityState.from_row({name: stored[name][0] for name in STATE_FIELDS})
+        x, y = stored["terminal_x_km"][0], stored["terminal_y_km"][0]
+        event = VelocityEvent(
+            tx.epoch_seconds, tx.amount, tx.terminal_id,
+            float("nan") if x is None else x, float("nan") if y is None else y,
+            tx.transaction_id,
+        )  # fmt: skip
+        state = state.add([event])
+        row: dict[str, Any] = {"customer_id": tx.customer_id, **state.to_row()}
+        row["event_timestamp"] = pd.Timestamp(state.newest_seconds, unit="s", tz="UTC")
+        store.push(PUSH_SOURCE, pd.DataFrame([row]), to=PushMode.ONLINE)
 
     @app.post("/v1/predict", response_model=NaiveScore)
     def predict(tx: TransactionIn) -> NaiveScore:
@@ -97,6 +133,8 @@ def create_app() -> FastAPI:
         standardised = bundle.standardizer.transform(x)
         reconstruction = model.predict(standardised.astype(np.float32), verbose=0)
         error = np.square(standardised - reconstruction).mean(axis=1)
+        if velocity:
+            push_velocity(tx)
         ae_score = bundle.anomaly.score(error)
         margin = bundle.classifier.predict(frame, raw_score=True)
         probability = bundle.calibrator(bundle.fusion(ae_score, margin, error))
