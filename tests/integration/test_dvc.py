@@ -87,6 +87,7 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
         "training_set",
         "train",
         "evaluate",
+        "velocity_gain",
         "poisoning",
         "explain",
         "fairness",
@@ -97,6 +98,10 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert 0.0 < evaluation["test"]["auprc"] <= 1.0
     assert json.loads((project / "metrics/gate.json").read_text())["promoted"] is True
+    gain = json.loads((project / "metrics/velocity_gain.json").read_text())
+    assert gain["features"] == {"baseline": 33, "candidate": 43}
+    assert set(gain["gain"]) == {"test", "drifted_v1"}
+    assert "| all |" in (project / "reports/velocity_gain.md").read_text()
     assert (project / "mlflow.db").stat().st_size > 0
     poisoning = json.loads((project / "metrics/poisoning.json").read_text())
     assert len(poisoning) == 14
