@@ -14,6 +14,7 @@ import pandas as pd
 from feature_repo.feast_runtime import import_feast
 from feature_repo.online_request import online_request
 from training.datasets import read_manifest
+from training.params import load_params
 from training.split import PARTS
 
 
@@ -124,15 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--repo", type=Path, default=Path("feature_repo"))
-    parser.add_argument("--feature-service", default="fraud_detection_v1")
+    parser.add_argument("--feature-service", help="default: the training set's (params.yaml)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
     args = parser.parse_args(argv)
+    service = args.feature_service or load_params(args.params)["training_set"]["feature_service"]
     manifest = read_manifest(args.data)
     if manifest is None:
         raise SystemExit("summary: no data/manifest.json: run `make data`")
     print("\n== Datasets (data/, tracked by data.dvc) ==\n" + dataset_section(manifest))
-    lookup, values = lookup_section(args.repo, args.data, args.feature_service)
+    lookup, values = lookup_section(args.repo, args.data, service)
     print("\n== Feast ==\n" + lookup)
     print("\n== Model ==\n" + model_section(args.bundle, args.metrics, values))
 
