@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.services.velocity_store import VelocityStateStore
 from feature_repo.velocity import EMPTY, VelocityEvent, VelocityState, state_time
@@ -46,7 +46,6 @@ class PushStats:
     pushed_customers: int = 0
     failures: int = 0
     dropped: int = 0
-    push_seconds: list[float] = field(default_factory=list)
 
 
 class VelocityTracker:
