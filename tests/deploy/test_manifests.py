@@ -133,7 +133,9 @@ def test_the_settings_values_are_valid_settings(overlay: str, tmp_path: Path) ->
     env.update(api_keys_file=str(keys), pii_hash_key_file=str(pepper))
     settings = Settings(**env)  # type: ignore[arg-type]
     assert settings.environment == ("gke" if overlay == "gke" else "local")
-    assert (ROOT / settings.feature_repo / settings.feature_store_yaml).is_file()
+    # FEATURE_REPO is the pod's copy of the image's feature_repo (the init container's).
+    assert settings.feature_repo == Path("var/feature_repo")
+    assert (ROOT / "feature_repo" / settings.feature_store_yaml).is_file()
     if overlay == "gke":
         assert settings.strict_readiness and settings.workers == 1
 
@@ -211,6 +213,14 @@ def test_the_only_writable_paths_are_emptydirs(overlay: str) -> None:
     for database in ("LABEL_LOG", "AUDIT_LOG"):  # both SQLite logs on the writable volume
         path = Path(workdir) / settings_env(overlay)[database]
         assert path.parent.as_posix() == f"{workdir}/var", database
+    # The online store too (velocity pushes; SQLite cannot read WAL on a read-only
+    # filesystem), copied there by the init container before the service starts.
+    repo = Path(workdir) / settings_env(overlay)["FEATURE_REPO"]
+    assert repo.parent.as_posix() == f"{workdir}/var"
+    (init,) = spec["initContainers"]
+    assert init["image"] == container["image"]
+    assert f"cp -R feature_repo/. {settings_env(overlay)['FEATURE_REPO']}/" in init["command"][-1]
+    assert {m["mountPath"] for m in init["volumeMounts"]} == {f"{workdir}/var"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -223,7 +233,7 @@ def test_every_workload_runs_restricted(overlay: str) -> None:
         assert spec["automountServiceAccountToken"] is False, name
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True, name
             assert context["allowPrivilegeEscalation"] is False, name
@@ -235,7 +245,11 @@ def test_every_workload_runs_restricted(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_latest_tag_and_gke_pins_every_image_by_digest(overlay: str) -> None:
-    images = [c["image"] for w in workloads(overlay) for c in pod_spec(w)["containers"]]
+    images = [
+        c["image"]
+        for w in workloads(overlay)
+        for c in pod_spec(w)["containers"] + pod_spec(w).get("initContainers", [])
+    ]
     assert images and not [i for i in images if i.endswith(":latest")]
     if overlay == "gke":
         assert all(re.search(r"@sha256:[0-9a-f]{64}$", i) for i in images), images
