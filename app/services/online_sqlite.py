@@ -41,6 +41,15 @@ def _epoch_seconds(stored: Any) -> float:
     return moment.timestamp()
 
 
+def python_value(value: Any) -> Any:
+    """A Feast ``ValueProto`` as a Python value (a list for list types, None if unset)."""
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    stored = getattr(value, kind)
+    return list(stored.val) if kind.endswith("_list_val") else stored
+
+
 class SqliteOnlineReader:
     """Reads feature views from the SQLite database behind a Feast ``FeatureStore``."""
 
@@ -107,13 +116,7 @@ class SqliteOnlineReader:
         event: dict[bytes, float] = {}
         for key, name, blob, stamp in rows:
             if name in wanted:
-                value = self._value.FromString(blob)
-                kind = value.WhichOneof("val")
-                decoded: Any = None
-                if kind is not None:
-                    stored = getattr(value, kind)
-                    decoded = list(stored.val) if kind.endswith("_list_val") else stored
-                found.setdefault(key, {})[name] = decoded
+                found.setdefault(key, {})[name] = python_value(self._value.FromString(blob))
                 event[key] = _epoch_seconds(stamp)
         out: list[dict[str, Any] | None] = []
         times: list[float] = []

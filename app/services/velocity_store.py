@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from app.services.online_sqlite import SqliteOnlineReader
+from app.services.online_sqlite import SqliteOnlineReader, python_value
 from feature_repo.velocity import STATE_FIELDS, STATE_VIEW, VelocityState
 
 _LIST_KIND = {  # state field -> the ValueProto list it is stored as
@@ -103,12 +103,3 @@ class VelocityStateStore:
     def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
-
-
-def python_value(value: Any) -> Any:
-    """A Feast ``ValueProto`` as a Python value (a list for list types, None if unset)."""
-    kind = value.WhichOneof("val")
-    if kind is None:
-        return None
-    stored = getattr(value, kind)
-    return list(stored.val) if kind.endswith("_list_val") else stored
