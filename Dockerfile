@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
 # The scoring service image: FastAPI app, ensemble bundle, Feast repository.
 #
-# Build it AFTER `make train` (or `make demo` / `dvc repro evaluate`): models/bundle/ and
-# feature_repo/data/{registry.db,online_store.db} are pipeline outputs, git-ignored, and
-# must exist in the build context.
+# Build it AFTER `make train` (or `make demo` / `dvc repro model_card`): models/bundle/,
+# models/card/ (the dashboard's model card) and feature_repo/data/{registry.db,
+# online_store.db} are pipeline outputs, git-ignored, and must exist in the build context.
 #   docker build -t fraud-scoring:dev .
 #   docker run --rm -p 8000:8000 fraud-scoring:dev
 # The image serves the baked SQLite online store (ENVIRONMENT=local); on GKE the Deployment
@@ -33,6 +33,7 @@ COPY feature_repo/*.py feature_repo/feature_store.yaml feature_repo/feature_stor
      ./feature_repo/
 COPY feature_repo/data/registry.db feature_repo/data/online_store.db ./feature_repo/data/
 COPY models/bundle/ ./models/bundle/
+COPY models/card/ ./models/card/
 COPY app/ ./app/
 RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash app feature_repo \
     && chmod -R a+rX,go-w /srv/fraud

@@ -32,6 +32,7 @@ from training.audit_sections import (
 )
 
 INPUTS = ("evaluate", "shap", "fairness", "drift", "poisoning")
+STAGE_OF = {"shap": "explain"}  # metrics file -> the dvc stage that writes it
 HTML_STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2rem auto;
        padding: 0 1rem; color: #1f2328; }
@@ -51,7 +52,8 @@ def load_inputs(metrics_dir: Path) -> dict[str, dict[str, Any]]:
     for name in INPUTS:
         path = metrics_dir / f"{name}.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run `dvc repro {name}` first")
+            stage = STAGE_OF.get(name, name)
+            raise FileNotFoundError(f"{path} is missing: run `dvc repro {stage}` first")
         inputs[name] = json.loads(path.read_text())
     return inputs
 

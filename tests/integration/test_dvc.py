@@ -93,8 +93,15 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
         "fairness",
         "drift",
         "audit",
+        "model_card",
     }
     assert (project / "models/bundle/MANIFEST.json").exists()
+    card = json.loads((project / "models/card/card.json").read_text())
+    assert (
+        card["bundle_version"]
+        == json.loads((project / "metrics/evaluate.json").read_text())["bundle_version"]
+    )
+    assert all((project / "models/card/plots" / p["id"]).is_file() for p in card["plots"])
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert 0.0 < evaluation["test"]["auprc"] <= 1.0
     assert json.loads((project / "metrics/gate.json").read_text())["promoted"] is True
