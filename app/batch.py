@@ -59,14 +59,16 @@ def parse_row(row: dict[str, str]) -> TransactionIn:
     return TransactionIn.model_validate(values)
 
 
-def _error_text(exc: ValidationError) -> str:
+def error_text(exc: ValidationError) -> str:
+    """A row's validation errors in one line (field: message; never the bad value)."""
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
         for e in field_errors(list(exc.errors()))
     )
 
 
-def _answer(p: Prediction, version: str) -> dict[str, Any]:
+def answer_cells(p: Prediction, version: str) -> dict[str, Any]:
+    """The answer columns of a scored row."""
     return {
         "fraud_probability": f"{p.fraud_probability:.6f}",
         "risk_level": p.risk_level,
@@ -111,12 +113,12 @@ def score_file(
             try:
                 parsed.append(parse_row(row))
             except ValidationError as exc:
-                parsed.append(_error_text(exc))
+                parsed.append(error_text(exc))
         valid = [p for p in parsed if isinstance(p, TransactionIn)]
         answers = iter(service.score_blocking(valid)) if valid else iter(())
         for row, item in zip(rows, parsed, strict=True):
             if isinstance(item, TransactionIn):
-                row.update(_answer(next(answers), version))
+                row.update(answer_cells(next(answers), version))
                 counts["scored"] += 1
             else:
                 row.update(dict.fromkeys(ANSWER_COLUMNS, "") | {"error": item})

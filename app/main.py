@@ -25,8 +25,12 @@ from app.api.routes import feedback, health, model, predict
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.telemetry import ServerSpans, Span, span_factory, tracer_provider
+from app.dashboard import routes as dashboard
+from app.dashboard.state import load_dashboard
+from app.dashboard.upload import CSV_UPLOAD_PATH
 from app.services.api_keys import ApiKeys
 from app.services.label_log import LabelLog
+from app.services.live import LiveWindow
 from app.services.loading import load_scoring
 from app.services.metrics import ServiceMetrics
 from app.services.prediction_log import PredictionLog
@@ -34,8 +38,10 @@ from app.services.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-# Probes and scrapes run every few seconds and would drown the traces.
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and scrapes run every few seconds and would drown the traces, and so would the
+# dashboard's assets and its Live page's polling.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/dashboard/api/live"})
+UNTRACED_PREFIXES = ("/dashboard/static/",)
 
 
 def api_keys(settings: Settings) -> ApiKeys:
@@ -88,7 +94,7 @@ def create_app(
         log.warning("no API keys configured: /v1 is open (local environment only)")
     elif not settings.keys:  # a key file that is not there (yet): every call gets 401
         log.warning("API key file has no keys yet: /v1 answers 401 until it has")
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(LiveWindow() if settings.dashboard_enabled else None)
     provider = tracer_provider(
         settings.otel_service_name, settings.otel_traces_exporter, span_processor
     )
@@ -96,6 +102,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(load_runtime, settings, metrics, span)
+        if settings.dashboard_enabled:
+            app.state.dashboard = await run_in_threadpool(load_dashboard, settings.model_card_dir)
         app.state.runtime = runtime
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
@@ -126,11 +134,14 @@ def create_app(
         RequestMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        spans=ServerSpans(tracer, UNTRACED_PATHS),
+        spans=ServerSpans(tracer, UNTRACED_PATHS, UNTRACED_PREFIXES),
+        csv_paths=frozenset({CSV_UPLOAD_PATH}) if settings.dashboard_enabled else frozenset(),
     )
     secured = [Depends(require_api_key)]
     app.include_router(health.router)
     for router in (predict.router, feedback.router, model.router):
         app.include_router(router, dependencies=secured)
+    if settings.dashboard_enabled:
+        dashboard.mount(app)
     span = span_factory(tracer)
     return app

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.api.routes.predict import _answer
+from app.api.routes.predict import answer
 from app.core.config import Settings
 from app.schemas import TransactionIn
 from app.services.feature_rows import entity_ids
@@ -78,7 +78,7 @@ def breakdown(settings: Settings, bodies: Sequence[bytes], warmup: int = 200) ->
         _clock(
             samples,
             STAGES[7],
-            lambda t=tx, p=prediction: orjson.dumps(_answer(t, p, "v", 1.0)),
+            lambda t=tx, p=prediction: orjson.dumps(answer(t, p, "v", 1.0)),
         )
         # the alternatives, on the same transaction
         _clock(samples, "feature lookup: Feast provider online_read", lambda i=ids: feast.read(i))

@@ -1,7 +1,8 @@
 """One pure-ASGI middleware for every request: limits, ids, metrics and the access log.
 
 - 415 before routing when a request with a body is not ``application/json`` (a POST
-  without a body, such as a reload, needs no content type);
+  without a body, such as a reload, needs no content type), or, on the dashboard's file
+  upload, not ``text/csv``;
 - 413 when ``Content-Length`` exceeds the limit, or when a streamed body does;
 - the OpenTelemetry SERVER span (continuing the caller's ``traceparent``);
 - ``X-Request-Id`` (the caller's, if it is a plain token, else a new one) and
@@ -48,16 +49,28 @@ def _is_json(content_type: bytes | None) -> bool:
     )
 
 
+def _is_csv(content_type: bytes | None) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"text/csv"
+
+
 class RequestMiddleware:
     """See the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, metrics: ServiceMetrics, max_body_bytes: int, spans: ServerSpans
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        spans: ServerSpans,
+        csv_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.spans = spans
+        self.csv_paths = csv_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +112,7 @@ class RequestMiddleware:
             return message
 
         try:
-            rejection = self._reject(scope["method"], headers)
+            rejection = self._reject(scope["method"], headers, scope["path"])
             if rejection is not None:
                 await _send_error(send_with_ids, *rejection)
             else:
@@ -116,14 +129,22 @@ class RequestMiddleware:
     def _too_large(self) -> str:
         return f"body larger than {self.max_body_bytes} bytes"
 
-    def _reject(self, method: str, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    def _reject(
+        self, method: str, headers: dict[bytes, bytes], path: str
+    ) -> tuple[int, str] | None:
         if method not in _BODY_METHODS:
             return None
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return 413, self._too_large()
         has_body = b"transfer-encoding" in headers or (length is not None and int(length) > 0)
-        if has_body and not _is_json(headers.get(b"content-type")):
+        if not has_body:
+            return None
+        content_type = headers.get(b"content-type")
+        if path in self.csv_paths:
+            if not _is_csv(content_type):
+                return 415, "content type must be text/csv"
+        elif not _is_json(content_type):
             return 415, "content type must be application/json"
         return None
 

@@ -99,6 +99,19 @@ class Settings(BaseSettings):
         default=0, ge=0, description="bucket size (0: one second's worth of the rate)"
     )
 
+    dashboard_enabled: bool = Field(
+        default=True,
+        description="serve the operator dashboard under /dashboard (behind the API keys "
+        "when there are any; docs/dashboard.md)",
+    )
+    dashboard_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 7, description="how long a dashboard sign-in lasts"
+    )
+    model_card_dir: Path = Field(
+        default=Path("models/card"),
+        description="the model card the dashboard shows (`dvc repro model_card`)",
+    )
+
     label_log: Path = Path("var/labels.sqlite")
     audit_log: Path = Field(
         default=Path("var/predictions.sqlite"),

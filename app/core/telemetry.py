@@ -67,15 +67,21 @@ def tracer_provider(
 class ServerSpans:
     """Opens and closes the SERVER span of each traced request (pure ASGI, no routing)."""
 
-    def __init__(self, tracer: Tracer, excluded_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        excluded_paths: frozenset[str],
+        excluded_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.tracer = tracer
         self.excluded_paths = excluded_paths
+        self.excluded_prefixes = excluded_prefixes
 
     def start(
         self, method: str, path: str, headers: dict[bytes, bytes]
     ) -> tuple[OtelSpan, object] | None:
         """The span and its context token, or None for an excluded path."""
-        if path in self.excluded_paths:
+        if path in self.excluded_paths or path.startswith(self.excluded_prefixes):
             return None
         carrier = {
             name.decode("latin-1"): headers[name].decode("latin-1")

@@ -102,3 +102,12 @@ class ApiKeys:
             if hmac.compare_digest(candidate, key):
                 matched = ident
         return matched
+
+    def secret(self, ident: str) -> bytes | None:
+        """The key whose id is ``ident`` (to sign and check dashboard sessions), or None
+        once it is no longer valid, so removing a key also ends its sessions."""
+        self._refresh()
+        for key, known in self._keys:
+            if hmac.compare_digest(ident.encode(), known.encode()):
+                return key
+        return None

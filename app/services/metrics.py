@@ -7,9 +7,11 @@ Kubernetes runs one uvicorn worker per pod, so per-process metrics are per-pod m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 
+from app.services.live import SCORING_ROUTES, LiveWindow
 from app.services.predictor import Prediction
 
 # Importing ``feast.metrics`` sets PROMETHEUS_MULTIPROCESS_DIR, which switches
@@ -23,9 +25,11 @@ SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85,
 
 
 class ServiceMetrics:
-    """Request, score, decision, fallback and feature-miss metrics."""
+    """Request, score, decision, fallback and feature-miss metrics; with ``live``, also
+    the rolling window the dashboard's Live page reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: LiveWindow | None = None) -> None:
+        self.live = live
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fraud_http_requests",
@@ -116,6 +120,8 @@ class ServiceMetrics:
         code = str(status)
         self.requests.labels(route, method, code).inc()
         self.latency.labels(route, code).observe(seconds)
+        if self.live is not None:
+            self.live.observe_request(route, status, seconds)
 
     def observe_predictions(self, predictions: Sequence[Prediction]) -> None:
         for p in predictions:
@@ -126,5 +132,38 @@ class ServiceMetrics:
             for flag in p.degraded:
                 self.feature_misses.labels(flag).inc()
 
+    def totals(self) -> dict[str, Any]:
+        """Since start-up, read back from the Prometheus counters (what ``/metrics`` says)."""
+        return {
+            "decisions": _by_label(self.decisions, "decision"),
+            "decision_sources": _by_label(self.decisions, "source"),
+            "rules_fallback": int(_by_label(self.fallbacks, None).get("", 0)),
+            "feature_misses": _by_label(self.feature_misses, "reason"),
+            "scoring_responses": {
+                f"{route} {status}": n
+                for (route, status), n in sorted(
+                    _by_labels(self.requests, ("route", "status")).items()
+                )
+                if route in SCORING_ROUTES
+            },
+            "model_loaded": self.registry.get_sample_value("fraud_model_loaded") == 1.0,
+        }
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _by_labels(metric: Counter, labels: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    """A counter's ``_total`` samples summed over every label not in ``labels``."""
+    out: dict[tuple[str, ...], int] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = tuple(sample.labels.get(name, "") for name in labels)
+                out[key] = out.get(key, 0) + int(sample.value)
+    return out
+
+
+def _by_label(metric: Counter, label: str | None) -> dict[str, int]:
+    keys = (label,) if label is not None else ()
+    return {"".join(k): n for k, n in sorted(_by_labels(metric, keys).items())}

@@ -30,6 +30,7 @@ class Rule:
     feature: str  # the feature the reason reports
     weight: float
     fires: Callable[[Features], np.ndarray]
+    meaning: str = ""  # one sentence for people (the dashboard's explanation)
 
 
 def _col(features: Features, name: str, n: int) -> FloatArray:
@@ -53,30 +54,35 @@ RULES: tuple[Rule, ...] = (
             (_col(f, "amount_to_avg_30d", _n(f)) >= 5.0)
             & (_col(f, "log_amount", _n(f)) >= np.log1p(200.0))
         ),
+        meaning="The amount is at least 5 times the card's 30-day average and over 200.",
     ),
     Rule(
         "VERY_LARGE_AMOUNT",
         "log_amount",
         0.30,
         lambda f: _col(f, "log_amount", _n(f)) >= np.log1p(5_000.0),
+        meaning="The amount is 5,000 or more.",
     ),
     Rule(
         "FAR_FROM_HOME",
         "home_distance_km",
         0.25,
         lambda f: _col(f, "home_distance_km", _n(f)) >= 300.0,
+        meaning="The terminal is 300 km or more from the card holder's home.",
     ),
     Rule(
         "RISKY_TERMINAL",
         "terminal_fraud_risk_30d",
         0.35,
         lambda f: _col(f, "terminal_fraud_risk_30d", _n(f)) >= 0.2,
+        meaning="At least 20 % of this terminal's labelled transactions in 30 days were fraud.",
     ),
     Rule(
         "FOREIGN_ONLINE",
         "is_cross_border",
         0.15,
         lambda f: (_col(f, "is_cross_border", _n(f)) > 0) & (_col(f, "is_online", _n(f)) > 0),
+        meaning="A cross-border online purchase.",
     ),
     Rule(
         "NEW_CUSTOMER_LARGE_AMOUNT",
@@ -86,12 +92,14 @@ RULES: tuple[Rule, ...] = (
             (_col(f, "is_new_customer", _n(f)) > 0)
             & (_col(f, "log_amount", _n(f)) >= np.log1p(1_000.0))
         ),
+        meaning="A card with no history spends 1,000 or more.",
     ),
     Rule(
         "MANUAL_ENTRY_AT_NIGHT",
         "is_manual_entry",
         0.10,
         lambda f: (_col(f, "is_manual_entry", _n(f)) > 0) & (_col(f, "is_night", _n(f)) > 0),
+        meaning="The card number was typed in, at night.",
     ),
 )
 

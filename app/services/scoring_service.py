@@ -201,6 +201,27 @@ class ScoringService:
         finally:
             self._draining = None
 
+    async def score_offline(
+        self, transactions: Sequence[RequestFields], timeout_s: float = 10.0
+    ) -> list[Prediction]:
+        """Score as a what-if: the same lookup (on the lookup thread, queued with the
+        API's) and scorer, a generous time budget, and no velocity events recorded (the
+        dashboard's form and file upload: these transactions are not being authorised)."""
+        if self.features is None:
+            found = Lookup(None, "unavailable")
+        else:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._pool, self._read, transactions
+            )
+            try:
+                found = await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                found = self._failed(transactions, "timeout")
+            except Exception as exc:
+                log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
+                found = self._failed(transactions, "error")
+        return self.predictor.predict(self.rows(transactions, found), self.span)
+
     def score_blocking(self, transactions: Sequence[RequestFields]) -> list[Prediction]:
         return self.predict(self.rows(transactions, self.lookup_blocking(transactions)))
 

@@ -33,7 +33,7 @@ def _elapsed_ms(request: Request) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def _answer(transaction: TransactionIn, p: Prediction, version: str, ms: float) -> dict[str, Any]:
+def answer(transaction: TransactionIn, p: Prediction, version: str, ms: float) -> dict[str, Any]:
     """One ``ScoreOut`` as plain data (the field order of the model)."""
     return {
         "transaction_id": transaction.transaction_id,
@@ -96,6 +96,8 @@ async def _score(
             "the prediction could not be recorded durably; retry",
             headers={"Retry-After": "1"},
         ) from exc
+    if runtime.metrics.live is not None:  # answered: on the Live page
+        runtime.metrics.live.record(transactions, predictions, version)
     return predictions, version
 
 
@@ -112,7 +114,7 @@ async def predict(transaction: TransactionIn, request: Request, runtime: Runtime
         "decision_source": prediction.decision_source,
         "degraded": prediction.degraded,
     }
-    return _json(_answer(transaction, prediction, version, _elapsed_ms(request)))
+    return _json(answer(transaction, prediction, version, _elapsed_ms(request)))
 
 
 @router.post("/v1/predict/batch", response_model=BatchOut, summary="Score up to 1,000")
@@ -132,7 +134,7 @@ async def predict_batch(batch: BatchIn, request: Request, runtime: RuntimeDep) -
     return _json(
         {
             "results": [
-                _answer(t, p, version, ms)
+                answer(t, p, version, ms)
                 for t, p in zip(batch.transactions, predictions, strict=True)
             ],
             "count": len(predictions),

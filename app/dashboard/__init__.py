@@ -1,0 +1,1 @@
+"""The operator dashboard under /dashboard: pages, their data, and the model card."""

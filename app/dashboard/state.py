@@ -1,0 +1,135 @@
+"""What the dashboard keeps between requests: the model card, the asset version, the
+upload lock and the sign-in throttle (on ``app.state.dashboard``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+TEMPLATES = Path(__file__).parent / "templates"
+CARD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """``card.json`` of the model card directory, or why there is none."""
+
+    directory: Path
+    data: dict[str, Any] | None
+    problem: str | None
+
+    def plot(self, plot_id: str) -> Path | None:
+        """The file of a plot the card lists (never any other path)."""
+        if self.data is None:
+            return None
+        listed = {p.get("id") for p in self.data.get("plots", [])}
+        parts = PurePosixPath(plot_id).parts
+        if plot_id not in listed or ".." in parts or not plot_id.endswith(".png"):
+            return None
+        path = self.directory / "plots" / plot_id
+        return path if path.is_file() else None
+
+    def report(self) -> Path | None:
+        name = self.data.get("report") if self.data else None
+        path = self.directory / "report.html"
+        return path if name == "report.html" and path.is_file() else None
+
+
+def read_card(directory: Path) -> ModelCard:
+    """The card in ``directory``; a missing or unreadable card is a problem, not an error."""
+    path = directory / "card.json"
+    if not path.is_file():
+        return ModelCard(directory, None, f"no model card at {path} (dvc repro model_card)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return ModelCard(directory, None, f"model card unreadable: {exc}")
+    if not isinstance(data, dict) or data.get("format_version") != CARD_FORMAT:
+        return ModelCard(directory, None, f"model card format is not {CARD_FORMAT}")
+    return ModelCard(directory, data, None)
+
+
+class CardStore:
+    """The card, read again when ``card.json`` changes (a new card next to a reload)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._stamp: tuple[int, int] | None = None
+        self._card = read_card(directory)
+        self._stamp = self._current_stamp()
+
+    def _current_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = (self.directory / "card.json").stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def get(self) -> ModelCard:
+        stamp = self._current_stamp()
+        if stamp != self._stamp:
+            self._card, self._stamp = read_card(self.directory), stamp
+        return self._card
+
+
+def asset_version() -> str:
+    """A hash of the static files, appended to their URLs so browsers never mix versions."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class FailureThrottle:
+    """Failed sign-ins of all callers together: ``burst`` in a row, then ``rate`` a
+    second. It slows key guessing without keeping a table per client address."""
+
+    def __init__(
+        self, rate: float = 2.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate, self.burst, self._clock = rate, float(burst), clock
+        self._tokens, self._updated = float(burst), clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def wait(self) -> float:
+        """Seconds until another failure is allowed (0: a sign-in may be tried now)."""
+        self._refill()
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+
+    def failed(self) -> None:
+        self._refill()
+        self._tokens = max(0.0, self._tokens - 1.0)
+
+
+@dataclass
+class DashboardState:
+    card: CardStore
+    assets: str
+    pod: str = field(default_factory=socket.gethostname)
+    upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sign_in_failures: FailureThrottle = field(default_factory=FailureThrottle)
+
+
+def load_dashboard(card_dir: Path) -> DashboardState:
+    state = DashboardState(CardStore(card_dir), asset_version())
+    problem = state.card.get().problem
+    if problem:
+        log.warning("dashboard: no model card", extra={"fields": {"why": problem}})
+    return state
