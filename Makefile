@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
+.PHONY: help install browser screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -126,6 +126,9 @@ batch: install ## Score a CSV with the service's scorer: make batch IN=transacti
 
 audit: features ## Audit report (SHAP, fairness gate, drift, poisoning) and the dashboard's model card (dvc repro model_card)
 	$(BIN)/dvc repro model_card
+
+screenshots: install ## The README's dashboard screenshots from the real model and card (after make demo, make audit)
+	$(PY) tools/screenshots.py
 
 BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md

@@ -1,8 +1,10 @@
 """Serving fixtures (a pytest plugin loaded by tests/conftest.py): the real app over the
-tiny Feast repo and a tiny trained bundle, and `as_request` for simulator rows."""
+tiny Feast repo and a tiny trained bundle (and its model card), and `as_request` for
+simulator rows."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.scoring.bundle import write_bundle
+from app.services.scoring.bundle import load_bundle, write_bundle
+from tests.card_inputs import bundle_spec, write_inputs
+from training import model_card
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,28 @@ def tiny_bundle(tiny_trained: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     directory = tmp_path_factory.mktemp("served") / "bundle"
     write_bundle(result.bundle, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def carded(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(bundle, card): the tiny bundle with the training record ``train`` writes, and its
+    model card, built by the real ``model_card`` stage from miniature metrics and plots."""
+    root = tmp_path_factory.mktemp("card")
+    bundle = load_bundle(tiny_bundle)
+    metadata = {**bundle_spec()["metadata"], **bundle.metadata}
+    directory = root / "bundle"
+    write_bundle(dataclasses.replace(bundle, metadata=metadata), directory)
+    write_inputs(root, model_card.bundle_version(directory))
+    card = root / "card"
+    model_card.main(
+        [
+            *("--metrics-dir", str(root / "metrics")),
+            *("--bundle", str(directory)),
+            *("--reports-dir", str(root / "reports")),
+            *("--out", str(card)),
+        ]
+    )
+    return directory, card
 
 
 @pytest.fixture(scope="session")

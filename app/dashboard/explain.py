@@ -14,6 +14,7 @@ from app.services.rules import RULES
 from app.services.scoring.decisions import Tiers
 from app.services.scoring.scorer import Reason
 from feature_repo.glossary import Kind, term
+from feature_repo.vocabulary import ENTRY_MODES, MERCHANT_CATEGORIES
 
 DECISION_TEXT = {
     "approve": "Approve",
@@ -22,6 +23,7 @@ DECISION_TEXT = {
     "decline": "Decline",
 }
 _RULE_MEANING = {rule.code: rule.meaning for rule in RULES}
+_CODES = {"entry_mode_code": ENTRY_MODES, "merchant_category_code": MERCHANT_CATEGORIES}
 _VIEW_WORDS = {
     "customer_features": "card's history",
     "terminal_features": "terminal's history",
@@ -61,6 +63,15 @@ def format_value(value: float, kind: Kind) -> str:
     return f"{value:,.0f}"
 
 
+def shown(feature: str, value: float) -> str:
+    """A feature's value in words: category codes by name, others by their kind."""
+    vocabulary = _CODES.get(feature)
+    if vocabulary is not None and math.isfinite(value):
+        index = int(value)
+        return vocabulary[index].replace("_", " ") if 0 <= index < len(vocabulary) else "unknown"
+    return format_value(value, term(feature).kind)
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 30 * 86_400:
         return "none in 30 days"
@@ -77,14 +88,14 @@ def reason_text(reason: Reason) -> str:
         return f"{meaning} Rule {reason.code} adds {reason.contribution:.2f} to the probability."
     entry = term(reason.feature)
     label = entry.label[0].upper() + entry.label[1:]
-    shown = format_value(reason.value, entry.kind)
+    value = shown(reason.feature, reason.value)
     if reason.source == "autoencoder":
         return (
-            f"{label}: {shown}, unusual for legitimate transactions "
+            f"{label}: {value}, unusual for legitimate transactions "
             f"({reason.contribution:.0%} of the anomaly score)."
         )
     odds = math.exp(reason.contribution)
-    return f"{label}: {shown}. This multiplied the odds of fraud by {odds:.1f}."
+    return f"{label}: {value}. This multiplied the odds of fraud by {odds:.1f}."
 
 
 def degraded_text(flag: str) -> str:
@@ -127,7 +138,7 @@ def explain(prediction: Prediction, tiers: Tiers) -> dict[str, Any]:
                 "source": r.source,
                 "feature": r.feature,
                 "label": term(r.feature).label,
-                "value": format_value(r.value, term(r.feature).kind),
+                "value": shown(r.feature, r.value),
                 "contribution": r.contribution,
                 "text": reason_text(r),
             }

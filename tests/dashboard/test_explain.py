@@ -11,6 +11,7 @@ from app.dashboard.explain import (
     explain,
     format_value,
     reason_text,
+    shown,
     summary,
 )
 from app.services.predictor import Prediction
@@ -59,6 +60,13 @@ def test_each_source_has_its_sentence() -> None:
         "The terminal is 300 km or more from the card holder's home. "
         "Rule FAR_FROM_HOME adds 0.25 to the probability."
     )
+
+
+def test_category_codes_read_as_their_names() -> None:
+    assert shown("entry_mode_code", 4.0) == "manual"
+    assert shown("merchant_category_code", 9.0) == "online retail"
+    assert shown("merchant_category_code", 11.0) == "unknown"  # outside the vocabulary
+    assert shown("log_amount", math.log1p(10.0)) == "10.00"
 
 
 def test_degraded_flags_say_what_was_missing() -> None:

@@ -279,8 +279,8 @@ def test_gke_scales_with_an_hpa_and_serves_https() -> None:
     assert service["spec"]["type"] == "LoadBalancer"
     public = find("gke", "Ingress", "fraud-scoring")
     routes = {p["path"] for r in public["spec"]["rules"] for p in r["http"]["paths"]}
-    assert routes == {"/v1", "/readyz"} and "defaultBackend" not in public["spec"]
-    assert routes <= {"/v1"} | _app_paths()
+    assert routes == {"/v1", "/dashboard", "/readyz"} and "defaultBackend" not in public["spec"]
+    assert routes <= {"/v1", "/dashboard"} | _app_paths()  # /dashboard: outside OpenAPI
     ingress = public["metadata"]["annotations"]
     assert ingress["networking.gke.io/managed-certificates"] == "fraud-scoring"
     assert ingress["networking.gke.io/v1beta1.FrontendConfig"] == "fraud-scoring"

@@ -30,7 +30,7 @@ function renderStats(data) {
   setText(stat("transactions"), integer(w.transactions));
   setText(stat("rate"), `${(w.transactions / span).toFixed(1)} a second`);
   setText(stat("alert_rate"), percent(w.alert_rate));
-  setText(stat("alerts"), `${integer(w.alerts)} alerts (review, step-up, decline)`);
+  setText(stat("alerts"), `${integer(w.alerts)} ${w.alerts === 1 ? "alert" : "alerts"} (review, step-up, decline)`);
   setText(stat("declines"), integer(w.decisions.decline));
   setText(stat("decision_mix"), `review ${integer(w.decisions.review)} · step-up ${integer(w.decisions.step_up)}`);
   setText(stat("degraded"), integer(w.degraded));
@@ -160,7 +160,7 @@ function renderTables(data) {
     ], recent.map((r) => [
       el("span", { class: "nowrap" }, clock(r.scored_at)), el("code", {}, r.transaction), el("code", {}, r.customer), money(r.amount),
       probability(r.fraud_probability), tier(r.risk_level), words(r.decision), words(r.decision_source),
-      r.degraded.length ? r.degraded.join(", ") : "no", r.reasons.join(", ") || "–",
+      r.degraded.length ? r.degraded.join(", ") : "no", r.reasons.map((c) => words(c.toLowerCase())).join("; ") || "–",
     ]))
     : el("p", { class: "muted" }, "No transactions scored in the window yet."));
 }
