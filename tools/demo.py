@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.no_wait:
             return
         print(
-            f"\nThe service keeps running at {base} (API docs: {base}/docs, "
-            f"metrics: {base}/metrics).\nPress Ctrl+C to stop it."
+            f"\nThe service keeps running at {base} (dashboard: {base}/dashboard, "
+            f"API docs: {base}/docs, metrics: {base}/metrics).\nPress Ctrl+C to stop it."
         )
         server.wait()
     except KeyboardInterrupt:
