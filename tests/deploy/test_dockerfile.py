@@ -28,6 +28,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PIPELINE_OUTPUTS = frozenset(
     {
         "models/bundle",
+        "models/card",
         "feature_repo/data/registry.db",
         "feature_repo/data/online_store.db",
     }
