@@ -77,6 +77,12 @@ def as_request(row: Any, **changes: Any) -> dict[str, Any]:
     return body
 
 
+def as_csv_row(row: Any) -> dict[str, Any]:
+    """A simulator row as a line of the dashboard's CSV upload (booleans as true/false)."""
+    body = as_request(row)
+    return {**body, "is_foreign": str(body["is_foreign"]).lower()}
+
+
 @pytest.fixture
 def settings_for(tiny_bundle: Path, feast_repo: Path, tmp_path: Path) -> Callable[..., Settings]:
     """Settings of a test app; keyword arguments override any field."""

@@ -33,8 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.server import free_port, start  # noqa: E402
-from tests.browser.conftest import CHROMEDRIVER, DESKTOP, PHONE, chrome_options, set_viewport  # noqa: E402
-from tests.serving import as_request  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMEDRIVER,
+    DESKTOP,
+    PHONE,
+    chrome_options,
+    set_fields,
+    set_viewport,
+)
+from tests.serving import as_csv_row, as_request  # noqa: E402
 
 
 def _post(port: int, path: str, body: object) -> dict[str, object]:
@@ -106,17 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("customer_id", "terminal_id", "amount", "distance_from_home_km"):
             driver.find_element(By.ID, f"f-{name}").clear()
             driver.find_element(By.ID, f"f-{name}").send_keys(str(body[name]))
-        for name in ("merchant_category", "channel", "entry_mode"):
-            driver.execute_script(
-                "arguments[0].value = arguments[1]",
-                driver.find_element(By.ID, f"f-{name}"),
-                body[name],
-            )
-        driver.execute_script(
-            "arguments[0].value = arguments[1]",
-            driver.find_element(By.ID, "f-timestamp"),
-            str(body["timestamp"])[:19],
-        )
+        names = ("merchant_category", "channel", "entry_mode")
+        set_fields(driver, {"timestamp": str(body["timestamp"])[:19]} | {n: body[n] for n in names})
         if body["is_foreign"]:
             driver.find_element(By.ID, "f-is_foreign").click()
         driver.find_element(By.ID, "score-submit").click()
@@ -124,8 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         _save(driver, args.out, "score")
 
         upload = work / "transactions.csv"
-        rows = [as_request(r) for r in stream.tail(2000).itertuples()]
-        rows = [{**r, "is_foreign": str(r["is_foreign"]).lower()} for r in rows]
+        rows = [as_csv_row(r) for r in stream.tail(2000).itertuples()]
         rows.insert(3, {**rows[0], "transaction_id": "bad-row-1", "amount": "twelve"})
         rows.insert(40, {**rows[1], "transaction_id": "bad-row-2", "timestamp": "2025-06-31"})
         with upload.open("w", newline="") as out:

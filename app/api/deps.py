@@ -79,6 +79,11 @@ async def require_api_key(
             headers={"WWW-Authenticate": "ApiKey"},
         )
     request.state.api_key = ident
+    spend_rate(runtime, ident)
+
+
+def spend_rate(runtime: Runtime, ident: str) -> None:
+    """Take one request from the key's bucket; 429 with ``Retry-After`` when it is empty."""
     wait = runtime.limiter.take(ident)
     if wait > 0:
         raise HTTPException(

@@ -24,7 +24,7 @@ from app.api.routes.predict import answer
 from app.dashboard import session
 from app.dashboard.explain import explain
 from app.dashboard.session import SessionDep
-from app.dashboard.state import DashboardState
+from app.dashboard.state import dashboard_of
 from app.dashboard.upload import UploadError, chunk_size, parse_upload, score_events
 from app.schemas import TransactionIn
 from app.services.rules import DEFAULT_TIERS
@@ -40,11 +40,6 @@ class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1, max_length=512)
-
-
-def _state(request: Request) -> DashboardState:
-    state: DashboardState = request.app.state.dashboard
-    return state
 
 
 def _json(payload: Any, code: int = 200) -> Response:
@@ -80,7 +75,7 @@ async def sign_in(body: SignIn, request: Request, runtime: RuntimeDep) -> Respon
     response = Response(status_code=204, headers=NO_STORE)
     if not runtime.keys.enabled:
         return response
-    throttle = _state(request).sign_in_failures
+    throttle = dashboard_of(request).sign_in_failures
     wait = throttle.wait()
     if wait > 0:
         raise HTTPException(
@@ -115,7 +110,7 @@ async def live(request: Request, runtime: RuntimeDep, _: SessionDep) -> Response
     tracker = runtime.service.velocity
     return _json(
         {
-            "pod": _state(request).pod,
+            "pod": dashboard_of(request).pod,
             "model": served_model(runtime),
             "window": window,
             "since_start": metrics.totals(),
@@ -157,7 +152,7 @@ async def score(
 @router.post("/batch")
 async def batch(request: Request, runtime: RuntimeDep, _: SessionDep) -> Response:
     """Score an uploaded CSV (``text/csv`` body) as a stream of JSON-line events."""
-    state = _state(request)
+    state = dashboard_of(request)
     if state.upload_lock.locked():
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,

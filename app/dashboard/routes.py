@@ -28,7 +28,7 @@ from app.dashboard.pages import (
     size_text,
 )
 from app.dashboard.session import signed_in
-from app.dashboard.state import STATIC, DashboardState
+from app.dashboard.state import STATIC, dashboard_of
 from app.dashboard.upload import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from feature_repo.request_features import REQUEST_DEFAULTS
 from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
@@ -50,13 +50,8 @@ class DashboardStatic(StaticFiles):
         return response
 
 
-def _state(request: Request) -> DashboardState:
-    state: DashboardState = request.app.state.dashboard
-    return state
-
-
 def _page(request: Request, runtime: Runtime, page: str, html: str, who: str | None) -> Response:
-    state = _state(request)
+    state = dashboard_of(request)
     document = layout(
         page,
         TITLES.get(page, "Sign in"),
@@ -122,11 +117,11 @@ def _body(page: str, request: Request, runtime: Runtime) -> str:
             "batch",
             max_bytes=limit,
             max_bytes_text=size_text(limit),
-            assets=_state(request).assets,
+            assets=dashboard_of(request).assets,
             required_columns=_code_list(REQUIRED_COLUMNS),
             optional_columns=_code_list(OPTIONAL_COLUMNS),
         )
-    return model_page.render(api.served_model(runtime), _state(request).card.get())
+    return model_page.render(api.served_model(runtime), dashboard_of(request).card.get())
 
 
 def _code_list(names: tuple[str, ...]) -> str:
@@ -154,7 +149,7 @@ def _card_file(request: Request, runtime: Runtime, path: Path | None, **kw: Any)
 @router.get("/card/plots/{plot_id:path}")
 async def card_plot(plot_id: str, request: Request, runtime: RuntimeDep) -> Response:
     """A plot the model card lists (PNG)."""
-    path = _state(request).card.get().plot(plot_id)
+    path = dashboard_of(request).card.get().plot(plot_id)
     headers = {**SECURITY_HEADERS, "Cache-Control": "private, max-age=300"}
     return _card_file(request, runtime, path, media_type="image/png", headers=headers)
 
@@ -162,7 +157,7 @@ async def card_plot(plot_id: str, request: Request, runtime: RuntimeDep) -> Resp
 @router.get("/card/report")
 async def card_report(request: Request, runtime: RuntimeDep) -> Response:
     """The audit's standalone HTML report (no script may run in it)."""
-    path = _state(request).card.get().report()
+    path = dashboard_of(request).card.get().report()
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": REPORT_CSP}
     return _card_file(request, runtime, path, media_type="text/html", headers=headers)
 

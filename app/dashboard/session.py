@@ -20,7 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response, status
 
-from app.api.deps import Runtime, RuntimeDep
+from app.api.deps import Runtime, RuntimeDep, spend_rate
 
 COOKIE = "fraud_dashboard_session"
 COOKIE_PATH = "/dashboard"
@@ -104,13 +104,7 @@ async def require_session(request: Request, runtime: RuntimeDep) -> str:
     if request.method in _UNSAFE and not _same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     request.state.api_key = ident
-    wait = runtime.limiter.take(ident)
-    if wait > 0:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"rate limit of {runtime.limiter.rate:g} requests per second for this API key exceeded",
-            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-        )
+    spend_rate(runtime, ident)
     return ident
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from starlette.requests import Request
+
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
@@ -125,6 +127,12 @@ class DashboardState:
     pod: str = field(default_factory=socket.gethostname)
     upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sign_in_failures: FailureThrottle = field(default_factory=FailureThrottle)
+
+
+def dashboard_of(request: Request) -> DashboardState:
+    """The dashboard's state, set by the lifespan."""
+    state: DashboardState = request.app.state.dashboard
+    return state
 
 
 def load_dashboard(card_dir: Path) -> DashboardState:

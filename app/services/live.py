@@ -130,11 +130,11 @@ class LiveWindow:
                     reasons[flag] = reasons.get(flag, 0) + 1
         bucket.transactions += len(predictions)
         keep = self._recent.maxlen or 0
-        pairs = list(zip(transactions, predictions, strict=True))[-keep:] if keep else []
-        self._recent.extend(
-            RecentDecision(now, t.transaction_id, t.customer_id, t.amount, p, version)
-            for t, p in pairs
-        )
+        if keep:  # only the newest can stay in the table
+            self._recent.extend(
+                RecentDecision(now, t.transaction_id, t.customer_id, t.amount, p, version)
+                for t, p in zip(transactions[-keep:], predictions[-keep:], strict=True)
+            )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count a request to a scoring route and its server-side latency."""

@@ -316,3 +316,11 @@ def focus_visible(driver: WebDriver) -> bool:
             """
         )
     )
+
+
+def set_fields(driver: WebDriver, values: dict[str, object]) -> None:
+    """Set form fields ``#f-<name>`` directly (selects and the date-time field, whose
+    keyboard entry depends on the browser's locale)."""
+    for name, value in values.items():
+        element = driver.find_element("css selector", f"#f-{name}")
+        driver.execute_script("arguments[0].value = arguments[1]", element, str(value))

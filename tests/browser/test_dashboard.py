@@ -32,10 +32,11 @@ from tests.browser.conftest import (
     no_horizontal_overflow,
     press,
     screenshot,
+    set_fields,
     set_viewport,
 )
 from tests.reliability.processes import free_port, post, serve
-from tests.serving import as_request
+from tests.serving import as_csv_row, as_request
 
 pytestmark = pytest.mark.integration
 
@@ -194,19 +195,8 @@ def test_score_a_transaction_with_the_keyboard(
     amount = driver.find_element(By.ID, "f-amount")
     amount.clear()
     amount.send_keys(str(row["amount"]))
-    stamp = driver.find_element(By.ID, "f-timestamp")
-    driver.execute_script("arguments[0].value = arguments[1]", stamp, row["timestamp"][:19])
-    for name in ("merchant_category", "channel", "entry_mode"):
-        driver.execute_script(
-            "arguments[0].value = arguments[1]",
-            driver.find_element(By.ID, f"f-{name}"),
-            row[name],
-        )
-    driver.execute_script(
-        "arguments[0].value = arguments[1]",
-        driver.find_element(By.ID, "f-distance_from_home_km"),
-        str(row["distance_from_home_km"]),
-    )
+    names = ("merchant_category", "channel", "entry_mode", "distance_from_home_km")
+    set_fields(driver, {"timestamp": row["timestamp"][:19]} | {n: row[n] for n in names})
     if row["is_foreign"]:
         driver.find_element(By.ID, "f-is_foreign").send_keys(Keys.SPACE)
     amount.click()
@@ -240,8 +230,7 @@ def test_upload_a_csv_and_download_the_scored_file(
     chrome: WebDriver, service: str, recent: pd.DataFrame, tmp_path: Path
 ) -> None:
     driver = chrome
-    rows = [as_request(r) for r in recent.iloc[:120].itertuples()]
-    rows = [{**r, "is_foreign": str(r["is_foreign"]).lower()} for r in rows]
+    rows = [as_csv_row(r) for r in recent.iloc[:120].itertuples()]
     rows.insert(7, {**rows[0], "transaction_id": "broken-row", "timestamp": "soon"})
     upload = tmp_path / "transactions.csv"
     with upload.open("w", newline="") as out:

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.dashboard.pages import CSP, REPORT_CSP
-from tests.serving import as_request
+from tests.serving import as_csv_row, as_request
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,7 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
 def test_a_csv_upload_streams_progress_and_the_scored_file(dash: Any, recent: pd.DataFrame) -> None:
     client = dash()
     good = [as_request(r) for r in recent.iloc[:60].itertuples()]
-    rows = [{**b, "is_foreign": str(b["is_foreign"]).lower()} for b in good]
+    rows = [as_csv_row(r) for r in recent.iloc[:60].itertuples()]
     rows.insert(10, {**rows[0], "transaction_id": "bad-1", "amount": "lots"})
     rows.append({**rows[1], "transaction_id": "bad-2", "timestamp": "2025-13-45"})
     response = client.post(
