@@ -6,12 +6,14 @@
 #      time-later test set, and registration in MLflow (MLFLOW_TRACKING_URI) as a new
 #      version with the `challenger` alias,
 #   4. push every new output to the DVC remote, and
-#   5. publish the feature tables and the Feast registry to FEATURE_EXPORT_DIR, where the
-#      materialization CronJob reads them.
+#   5. publish the Feast registry and every table FEATURE_SERVICE reads to
+#      FEATURE_EXPORT_DIR, where the materialization CronJob reads them
+#      (python -m feature_repo.online_load publish: the set comes from the definitions).
 # Promotion to `champion` and the new serving image stay a reviewed step (docs/deploy-gke.md).
 #
 # Environment: DVC_REMOTE_URL (e.g. gs://bucket/fraud-detection/dvc), FEATURE_EXPORT_DIR,
-# MLFLOW_TRACKING_URI, and optionally SRC (default /opt/fraud-src) and WORKSPACE (/work).
+# MLFLOW_TRACKING_URI, FEATURE_SERVICE (default fraud_detection_v2), and optionally SRC
+# (default /opt/fraud-src) and WORKSPACE (/work).
 set -euo pipefail
 
 src="${SRC:-/opt/fraud-src}"
@@ -42,11 +44,8 @@ dvc repro evaluate
 log "push outputs"
 dvc push --run-cache
 
-log "publish feature tables and registry to ${FEATURE_EXPORT_DIR}"
-mkdir -p "${FEATURE_EXPORT_DIR}"
-for name in customer_features.parquet terminal_features.parquet registry.db; do
-  cp "feature_repo/data/${name}" "${FEATURE_EXPORT_DIR}/${name}.tmp"
-  mv "${FEATURE_EXPORT_DIR}/${name}.tmp" "${FEATURE_EXPORT_DIR}/${name}"
-done
+log "publish the registry and the tables of ${FEATURE_SERVICE:-fraud_detection_v2} to ${FEATURE_EXPORT_DIR}"
+python -m feature_repo.online_load publish --repo feature_repo \
+  --feature-service "${FEATURE_SERVICE:-fraud_detection_v2}" --to "${FEATURE_EXPORT_DIR}"
 python -m training.summary
 log "done"

@@ -1,22 +1,16 @@
-"""Stage ``materialize``: ``feast apply``, a first backfill, then ``materialize-incremental``.
+"""Stage ``materialize``: ``feast apply``, then load the online store over explicit windows.
 
-Registers the definitions in ``feature_repo/`` and loads the newest snapshot of every
-customer and terminal into the online store. The simulated data lives in the past, and a
-first ``materialize-incremental`` would start at *now* minus the TTL and find nothing, so
-the stage first loads the last TTL before the end of the feature tables with
-``feast materialize START END`` (an idempotent upsert of one snapshot per entity, so it
-also rebuilds a deleted online store), then runs ``materialize-incremental END`` as the
-daily CronJob does in production. Parameters in ``params.yaml``
-section ``materialize``.
-
-The views behind ``fraud_detection_v2`` load differently. ``terminal_location`` is
-reference data (valid from the start of the stream) and ``customer_velocity`` is fed by
-a PushSource: materializing its batch source loads each customer's newest state, so the
-service starts warm and then keeps it current by pushing. Both go through Feast's
-DuckDB offline store (the ``file`` store needed minutes to scan the 600,000 list-valued
-rows of the velocity log). ``--end`` materializes the store *as of* an earlier time, as
-``make replay`` does before streaming the transactions after it. A SQLite online store
-is switched to write-ahead logging, so the service's pushes never block its reads.
+Registers the definitions in ``feature_repo/`` and loads the online store with
+:func:`feature_repo.online_load.load`, the same code the ``feast-materialize`` CronJob
+runs on GKE: each view of the FeatureService over a window taken from its table (the
+newest snapshot of every customer and terminal; the newest terminal location and
+velocity state), independent of the materialization intervals the registry records, and
+then the load record the service's readiness check reads. The simulated data lives in
+the past: ``materialize-incremental`` would start at *now* minus the TTL and find
+nothing. ``--end`` loads the store *as of* an earlier time, as ``make replay`` does
+before streaming the transactions after it. A SQLite online store is switched to
+write-ahead logging, so the service's pushes never block its reads. Parameters in
+``params.yaml`` section ``materialize``.
 """
 
 from __future__ import annotations
@@ -30,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from feature_repo.online_load import load
 from training.params import load_params
-from training.training_set import training_store, working_directory
 
 SNAPSHOT_TABLES = ("customer_features.parquet", "terminal_features.parquet")
 SNAPSHOT_VIEWS = ("customer_features", "terminal_features")
@@ -82,29 +76,6 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def stream_start(repo: Path) -> pd.Timestamp:
-    """The earliest row of the stream views' tables: where their backfill starts."""
-    starts = [
-        pd.read_parquet(repo / "data" / table, columns=["event_timestamp"])["event_timestamp"].min()
-        for table in STREAM_VIEWS.values()
-    ]
-    return pd.Timestamp(min(starts))
-
-
-def materialize_stream_views(repo: Path, end: pd.Timestamp) -> None:
-    """Newest terminal locations and velocity states before ``end`` into the online store."""
-    start = stream_start(repo)
-    print(f"materialize: {', '.join(STREAM_VIEWS)} from {start} to {end}", flush=True)
-    repo = repo.resolve()  # the store's relative paths are resolved inside the repo
-    store = training_store(repo)
-    with working_directory(repo):
-        store.materialize(  # Feast includes the end instant; "before end" excludes it
-            start_date=start.to_pydatetime(),
-            end_date=(end - pd.Timedelta(microseconds=1)).to_pydatetime(),
-            feature_views=list(STREAM_VIEWS),
-        )
-
-
 def use_write_ahead_log(repo: Path) -> None:
     """Switch a SQLite online store to WAL (persistent): pushes then never block reads."""
     database = repo / "data" / ONLINE_DB
@@ -134,13 +105,7 @@ def materialize(repo: Path, feature_service: str, end: pd.Timestamp | None = Non
     if feature_service not in services.split():
         raise SystemExit(f"materialize: feature service {feature_service!r} not registered")
     end = materialization_end(repo) if end is None else end
-    stamp = "%Y-%m-%dT%H:%M:%S"
-    backfill = [(end - SNAPSHOT_TTL).strftime(stamp), end.strftime(stamp)]
-    views = [arg for view in SNAPSHOT_VIEWS for arg in ("--views", view)]
-    run([*feast_cli(repo), "materialize", *backfill, *views])
-    run([*feast_cli(repo), "materialize-incremental", end.strftime(stamp), *views])
-    if all((repo / "data" / table).is_file() for table in STREAM_VIEWS.values()):
-        materialize_stream_views(repo, end)
+    load(repo, "feature_store.yaml", feature_service, end)
     use_write_ahead_log(repo)
     return end
 

@@ -24,6 +24,8 @@ COPIED = (
     "feature_repo/request_features.py",
     "feature_repo/velocity.py",
     "feature_repo/feast_runtime.py",
+    "feature_repo/online_load.py",
+    "feature_repo/online_status.py",
     "feature_repo/__init__.py",
     "feature_repo/feature_store.yaml",
     "feature_repo/.feastignore",
