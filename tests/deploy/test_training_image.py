@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.test_dockerfile import of
+from tests.deploy.test_dockerfile import assert_pinned, base_images, global_args, of
 from tools.ci_params import merge
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +17,9 @@ DOCKERFILE = ROOT / "Dockerfile.train"
 
 
 def test_same_pinned_base_as_the_serving_image_and_non_root() -> None:
-    serving, training = of("FROM"), of("FROM", DOCKERFILE)
-    assert {a.split()[0] for a in training} == {a.split()[0] for a in serving}
+    assert [a.split()[0] for a in of("FROM", DOCKERFILE)] == ["${BASE_IMAGE}"]
+    assert_pinned(global_args(DOCKERFILE)["BASE_IMAGE"])
+    assert set(base_images(DOCKERFILE)) == set(base_images())
     assert of("USER", DOCKERFILE)[-1] == "10001:10001"
 
 
