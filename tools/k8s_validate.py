@@ -1,6 +1,6 @@
 """Render and validate the deployment offline: ``make k8s-validate`` (and ``make test``).
 
-For every kustomize target (the two overlays):
+For every kustomize target (the three overlays):
   1. ``kubectl kustomize`` renders it (written to ``build/k8s/<target>.yaml``);
   2. every core object is validated in strict mode (unknown fields fail) against the
      Kubernetes 1.32 OpenAPI schemas (``kubernetes-validate``), every GKE custom resource
@@ -29,7 +29,11 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"local": ROOT / "k8s/overlays/local", "gke": ROOT / "k8s/overlays/gke"}
+TARGETS = {
+    "local": ROOT / "k8s/overlays/local",
+    "local-redis": ROOT / "k8s/overlays/local-redis",
+    "gke": ROOT / "k8s/overlays/gke",
+}
 KUBERNETES_VERSION = "1.32.0"
 SCHEMAS = ROOT / "k8s/schemas"
 CUSTOM_RESOURCES = {

@@ -132,7 +132,7 @@ def test_the_settings_values_are_valid_settings(overlay: str, tmp_path: Path) ->
     pepper.write_text("a-pepper\n")
     env.update(api_keys_file=str(keys), pii_hash_key_file=str(pepper))
     settings = Settings(**env)  # type: ignore[arg-type]
-    assert settings.environment == ("gke" if overlay == "gke" else "local")
+    assert settings.environment == ("local" if overlay == "local" else "gke")
     # FEATURE_REPO is the pod's copy of the image's feature_repo (the init container's).
     assert settings.feature_repo == Path("var/feature_repo")
     assert (ROOT / "feature_repo" / settings.feature_store_yaml).is_file()
@@ -317,10 +317,16 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(overlay: 
 def test_gke_jobs_materialize_and_retrain_with_the_training_image() -> None:
     materialize = find("gke", "CronJob", "feast-materialize")
     (container,) = pod_spec(materialize)["containers"]
-    assert "materialize-incremental" in " ".join(container["command"])
-    # The velocity state is kept current by pushes (docs/velocity.md), not by the job.
-    assert "--views terminal_features" in " ".join(container["command"])
-    assert "customer_velocity" not in " ".join(container["command"])
+    # Explicit windows from the tables (feature_repo/online_load.py), never the
+    # registry's materialization state: materialize-incremental loaded nothing.
+    assert container["command"][:4] == ["python", "-m", "feature_repo.online_load", "load"]
+    assert "materialize-incremental" not in " ".join(container["command"])
+    # Every view of the FeatureService the pods serve, named by the same ConfigMap key.
+    assert container["command"][-2:] == ["--feature-service", "$(FEATURE_SERVICE)"]
+    (service,) = [e for e in container["env"] if e["name"] == "FEATURE_SERVICE"]
+    settings = service["valueFrom"]["configMapKeyRef"]["name"]
+    assert settings.startswith("fraud-scoring-settings-")
+    assert find("gke", "ConfigMap", settings)["data"]["FEATURE_SERVICE"] == "fraud_detection_v2"
     assert materialize["spec"]["concurrencyPolicy"] == "Forbid"
     retrain = find("gke", "CronJob", "fraud-retrain")
     assert retrain["spec"]["suspend"] is True

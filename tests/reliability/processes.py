@@ -17,8 +17,16 @@ __all__ = ["free_port", "post", "serve"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def serve(port: int, bundle: Path, repo: Path, state: Path, log: Path, **settings: str) -> Server:
-    """Start the service and wait until ``/readyz`` answers 200."""
+def serve(
+    port: int,
+    bundle: Path,
+    repo: Path,
+    state: Path,
+    log: Path,
+    ready_path: str = "/readyz",
+    **settings: str,
+) -> Server:
+    """Start the service and wait until ``ready_path`` (``/readyz``) answers 200."""
     env = {
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -29,7 +37,7 @@ def serve(port: int, bundle: Path, repo: Path, state: Path, log: Path, **setting
         "LOG_LEVEL": "WARNING",
         **settings,
     }
-    return start([sys.executable, "-m", "app"], port, env, None, log, timeout=120)
+    return start([sys.executable, "-m", "app"], port, env, None, log, ready_path, timeout=120)
 
 
 def post(

@@ -1,0 +1,83 @@
+"""tools/smoke.py, the post-deployment check: it passes on a healthy service and fails on
+every kind of degraded answer (before, CI's and deploy.yml's checks accepted them)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.processes import free_port, serve
+from tools.smoke import SmokeFailure, known_transaction, problems, smoke
+
+FULL = {
+    "fraud_probability": 0.12,
+    "risk_level": "low",
+    "decision": "approve",
+    "model_version": "abc",
+    "decision_source": "model",
+    "degraded": [],
+}
+
+
+def test_a_full_model_answer_has_no_problem() -> None:
+    assert problems(FULL) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"degraded": ["customer_features:stale"]}, "degraded"),
+        ({"degraded": ["feature_store:error"]}, "degraded"),
+        ({"decision_source": "rules_fallback"}, "decision_source"),
+        ({"risk_level": None}, "no risk_level"),
+    ],
+)
+def test_every_degraded_answer_is_a_problem(change: dict[str, Any], expected: str) -> None:
+    found = problems(FULL | change)
+    assert len(found) == 1 and expected in found[0]
+
+
+def test_the_transaction_is_the_load_records_known_customer_before_its_end() -> None:
+    status = {
+        "load": {
+            "end": "2025-04-16T00:00:01+00:00",
+            "views": {
+                "customer_features": {"entities": 3, "canary": "C1"},
+                "terminal_features": {"entities": 2, "canary": "T9"},
+            },
+        }
+    }
+    body = known_transaction(status)
+    assert (body["customer_id"], body["terminal_id"]) == ("C1", "T9")
+    assert body["timestamp"] == "2025-04-15T23:00:01+00:00"
+    with pytest.raises(SmokeFailure, match="no load record"):
+        known_transaction({"load": None})
+
+
+@pytest.mark.slow
+def test_it_passes_on_the_real_service_and_fails_without_its_online_data(
+    tiny_bundle: Path, feast_repo: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = serve(port, tiny_bundle, feast_repo, tmp_path / "ok", tmp_path / "ok.log")
+    try:
+        answer = smoke(f"http://127.0.0.1:{port}", None, ready_timeout=30)
+        assert answer["degraded"] == [] and answer["decision_source"] == "model"
+    finally:
+        server.stop()
+
+    # The same service on a copy of the repository whose online store lost its data.
+    empty = tmp_path / "empty_repo"
+    shutil.copytree(feast_repo, empty)
+    for database in (empty / "data").glob("online_store.db*"):
+        database.unlink()
+    port = free_port()
+    server = serve(port, tiny_bundle, empty, tmp_path / "empty", tmp_path / "empty.log", "/healthz")
+    try:
+        with pytest.raises(SmokeFailure):
+            smoke(f"http://127.0.0.1:{port}", None, ready_timeout=15)
+    finally:
+        server.stop()

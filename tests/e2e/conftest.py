@@ -1,0 +1,182 @@
+"""The deployed path's fixtures: a tiny pipeline run, the two images, Redis, the rendering.
+
+Everything is built as a user builds it: a copy of the repository (its tracked files)
+with tiny parameters runs ``make data``'s sync and ``dvc repro evaluate`` (what ``make
+train`` runs), and the images are built from that copy with their own Dockerfiles
+(tools/images.py). The manifests come from ``kubectl kustomize k8s/overlays/local-redis``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_params_dict
+from tests.e2e.pod_runner import render
+from tools.images import build, containers_env, ensure_base_image
+
+OVERLAY = ROOT / "k8s" / "overlays" / "local-redis"
+SERVING = "fraud-scoring:0.4.0"  # the names the manifests use
+TRAINING = "fraud-training:0.4.0"
+E2E_TAG = "e2e"
+
+
+def _run(cwd: Path, *args: str, timeout: float = 1200) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
+    )
+    assert done.returncode == 0, (
+        f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    )
+    return done.stdout + done.stderr
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True
+    ).stdout.decode()
+    return [name for name in out.split("\0") if name and (ROOT / name).is_file()]
+
+
+@pytest.fixture(scope="session")
+def timings() -> dict[str, float]:
+    """Seconds per step, printed at the end of the session (the closing note's numbers)."""
+    measured: dict[str, float] = {}
+    yield measured
+    print("\ne2e timings:", {k: round(v, 1) for k, v in measured.items()})
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float]) -> Path:
+    """A clone-like copy of the repository after ``make train`` on tiny data."""
+    began = time.monotonic()
+    root = tmp_path_factory.mktemp("e2e") / "project"
+    for name in tracked_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((ROOT / name).read_bytes())
+        target.chmod((ROOT / name).stat().st_mode)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    (root / "data.dvc").unlink(missing_ok=True)
+    _run(root, "git", "init", "-q")
+    _run(
+        root,
+        sys.executable,
+        "-m",
+        "dvc",
+        "remote",
+        "add",
+        "-f",
+        "-d",
+        "local",
+        str(root.parent / "remote"),
+    )
+    _run(root, sys.executable, "-m", "training.datasets", "sync")
+    _run(root, sys.executable, "-m", "dvc", "repro", "evaluate")
+    assert (root / "models" / "bundle" / "MANIFEST.json").is_file()
+    timings["tiny pipeline (make data + dvc repro evaluate)"] = time.monotonic() - began
+    return root
+
+
+def podman_runner(env: dict[str, str]) -> Any:
+    def podman(
+        *args: str, check: bool = True, timeout: float | None = 600
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["podman", "--runtime", "runc", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"podman {' '.join(args[:3])} failed: {done.stderr[-3000:]}")
+        return done
+
+    return podman
+
+
+@pytest.fixture(scope="session")
+def podman() -> Any:
+    return podman_runner(containers_env())
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Debian's redis-server on loopback, standing in for Memorystore (no persistence)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    folder = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            != "PONG"
+        ):
+            assert time.monotonic() < deadline and server.poll() is None, (
+                "redis-server did not start"
+            )
+            time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def images(workspace: Path, timings: dict[str, float]) -> dict[str, str]:
+    """The two images built from the workspace; manifest name -> local image."""
+    began = time.monotonic()
+    base = ensure_base_image()
+    timings["base image"] = time.monotonic() - began
+    built = {}
+    for dockerfile, name in (("Dockerfile", SERVING), ("Dockerfile.train", TRAINING)):
+        tag = f"localhost/{name.split(':')[0]}:{E2E_TAG}"
+        began = time.monotonic()
+        result = build(workspace / dockerfile, workspace, tag, base=base)
+        timings[f"build {dockerfile}"] = time.monotonic() - began
+        timings[f"size {dockerfile} (MB)"] = result.size_bytes / 1e6
+        built[name] = tag
+    return built
+
+
+@pytest.fixture(scope="session")
+def rendered() -> list[dict[str, Any]]:
+    return render(OVERLAY)
+
+
+@pytest.fixture(scope="session")
+def e2e_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield tmp_path_factory.mktemp("e2e-run")

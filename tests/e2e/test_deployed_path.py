@@ -1,0 +1,368 @@
+"""The deployed path, run for real: images, the jobs, the rendered pod, a real Redis.
+
+In order, as on a cluster: the retraining job's publish step writes the feature tables and
+the registry to the "bucket" (a host directory standing in for the GCS FUSE volume); the
+``feast-materialize`` CronJob's job, with its exact rendered command, loads them into
+Debian's redis-server; the scoring Deployment's pod (init container, then the API, its
+probes) starts from the rendered ``k8s/overlays/local-redis`` and is checked through its
+forwarded port: readiness, a known customer's full answer, a velocity push visible in
+Redis and in the next answer after a container restart, feedback surviving that restart,
+Locust's SLO gates, a SIGTERM drain with no failed request, and a pod that refuses
+traffic while its online store is empty. ``make e2e`` runs this file; ``make test`` too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod
+from tools.smoke import smoke
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+API_KEY = "e2e-key-0123456789abcdef"
+SERVICE = "fraud_detection_v2"
+LABEL = {"transaction_id": "e2e-velocity-a", "is_fraud": False}
+HEADERS = {"Content-Type": "application/json", "X-API-Key": API_KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def request(
+    port: int, method: str, path: str, body: Any = None, key: str | None = API_KEY
+) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    try:
+        connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+        answer = connection.getresponse()
+        raw = answer.read()
+        return answer.status, json.loads(raw) if raw else None
+    finally:
+        connection.close()
+
+
+def secrets(redis_port: int) -> dict[str, dict[str, str]]:
+    """The two Secrets docs/deploy-gke.md has an operator create, with local values."""
+    return {
+        "fraud-scoring-secrets": {"api-keys": f"{API_KEY}\n", "pii-hash-key": "e2e-pii-hash-key"},
+        "fraud-memorystore": {
+            "connection": f"10.0.2.2:{redis_port}",
+            "server-ca.pem": "# no TLS here: tests/integration/test_redis_online.py has it\n",
+        },
+    }
+
+
+def readable(tree: Path) -> None:
+    """The containers run as uid 10001: the workspace must be world-readable."""
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() else 0))
+
+
+@pytest.fixture(scope="module")
+def bucket(
+    workspace: Path, images: dict[str, str], podman: Any, e2e_root: Path, timings: dict[str, float]
+) -> Path:
+    """What the retraining job publishes (tools/retrain.sh's publish step, in its image)."""
+    out = e2e_root / "bucket"
+    out.mkdir()
+    shutil.chown(out, 10001, 10001)
+    readable(workspace)
+    began = time.monotonic()
+    podman(
+        "run", "--rm", "--network", "none", "--user", "10001:10001", "--read-only",
+        "--volume", f"{workspace}:/work/fraud:ro", "--volume", f"{out}:/feature-data",
+        "--workdir", "/work/fraud", images["fraud-training:0.4.0"],
+        "python", "-m", "feature_repo.online_load", "publish", "--repo", "feature_repo",
+        "--feature-service", SERVICE, "--to", "/feature-data",
+    )  # fmt: skip
+    timings["publish job"] = time.monotonic() - began
+    return out
+
+
+def materialize(
+    rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
+    bucket: Path, redis_port: int, name: str,
+) -> str:  # fmt: skip
+    """The feast-materialize CronJob's job, from the rendering."""
+    job = Pod(
+        name=name,
+        template=cronjob_pod(rendered, "feast-materialize"),
+        objects=rendered,
+        secrets=secrets(redis_port),
+        root=root / name,
+        podman=podman,
+        images=images,
+        csi={"feature-data": bucket},
+    )
+    try:
+        return job.run_job(timeout=600)
+    finally:
+        job.remove()
+
+
+def redis_keys(port: int) -> int:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "dbsize"], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
+    bucket: Path, redis_port: int, timings: dict[str, float],
+) -> int:  # fmt: skip
+    subprocess.run(["redis-cli", "-p", str(redis_port), "flushall"], check=True)
+    began = time.monotonic()
+    log = materialize(rendered, images, podman, e2e_root, bucket, redis_port, "materialize-1")
+    timings["materialize job"] = time.monotonic() - began
+    assert "record written for fraud_detection_v2" in log, log
+    keys = redis_keys(redis_port)
+    assert keys > 0
+    return keys
+
+
+def scoring_pod(
+    rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
+    redis_port: int, name: str,
+) -> Pod:  # fmt: skip
+    return Pod(
+        name=name,
+        template=deployment_pod(rendered, "fraud-scoring"),
+        objects=rendered,
+        secrets=secrets(redis_port),
+        root=root / name,
+        podman=podman,
+        images=images,
+        host_ports={8000: free_port()},
+    )
+
+
+@pytest.fixture(scope="module")
+def pod(
+    rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
+    redis_port: int, loaded: int, timings: dict[str, float],
+) -> Iterator[Pod]:  # fmt: skip
+    running = scoring_pod(rendered, images, podman, e2e_root, redis_port, "fraud-scoring-e2e")
+    began = time.monotonic()
+    running.start()
+    try:
+        running.wait_ready(timeout=120)
+        timings["pod start to ready (init container included)"] = time.monotonic() - began
+        yield running
+    finally:
+        print("\n".join(running.events))
+        running.remove()
+
+
+def port_of(pod: Pod) -> int:
+    return pod.host_ports[8000]
+
+
+def known(pod: Pod) -> dict[str, Any]:
+    status, body = request(port_of(pod), "GET", "/v1/features/status")
+    assert status == 200, body
+    return dict(body)
+
+
+def purchase(status: dict[str, Any], transaction_id: str, seconds: float = 0.0) -> dict[str, Any]:
+    from datetime import datetime, timedelta
+
+    load = status["load"]
+    at = datetime.fromisoformat(load["end"].replace("Z", "+00:00")) - timedelta(hours=1)
+    return {
+        "transaction_id": transaction_id,
+        "customer_id": load["views"]["customer_features"]["canary"],
+        "terminal_id": load["views"]["terminal_features"]["canary"],
+        "timestamp": (at + timedelta(seconds=seconds)).isoformat(),
+        "amount": 87.0,
+        "merchant_category": "grocery",
+        "channel": "in_person",
+        "entry_mode": "chip",
+        "is_foreign": False,
+        "distance_from_home_km": 4.0,
+    }
+
+
+def test_the_job_loads_every_view_of_the_service_into_redis(loaded: int, redis_port: int) -> None:
+    assert loaded == redis_keys(redis_port)
+
+
+def test_the_pod_is_ready_and_a_known_customer_gets_a_full_answer(pod: Pod) -> None:
+    answer = smoke(f"http://127.0.0.1:{port_of(pod)}", API_KEY, ready_timeout=30)
+    assert answer["degraded"] == [] and answer["decision_source"] == "model"
+
+
+def test_an_unknown_customer_is_a_new_entity_not_stale(pod: Pod) -> None:
+    body = purchase(known(pod), "e2e-new-1") | {"customer_id": "C-NEVER-SEEN"}
+    status, answer = request(port_of(pod), "POST", "/v1/predict", body)
+    assert status == 200, answer
+    assert answer["degraded"] == ["customer_features:new_entity"]
+
+
+def test_the_api_needs_its_key(pod: Pod) -> None:
+    status, _ = request(port_of(pod), "POST", "/v1/predict", purchase(known(pod), "x"), key=None)
+    assert status == 401
+
+
+def velocity_ids(redis_port: int, bucket: Path, customer: str) -> list[str]:
+    """The transaction ids of a customer's velocity state, read from Redis through Feast."""
+    code = (
+        "import json, sys\n"
+        "from feature_repo.feast_runtime import import_feast\n"
+        "feast = import_feast()\n"
+        "store = feast.FeatureStore(repo_path='feature_repo', fs_yaml_file="
+        "__import__('pathlib').Path('feature_repo/feature_store.gke.yaml'))\n"
+        "rows = store.get_online_features(features=['customer_velocity:vel_event_ids'],"
+        " entity_rows=[{'customer_id': sys.argv[1]}]).to_dict()\n"
+        "print(json.dumps(rows['vel_event_ids'][0] or []))\n"
+    )
+    env = {
+        **os.environ,
+        "FEAST_REDIS_CONNECTION": f"127.0.0.1:{redis_port}",
+        "FEAST_REGISTRY_PATH": str(bucket / "registry.db"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, customer], cwd=ROOT, env=env, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_labels_kept(
+    pod: Pod, redis_port: int, bucket: Path
+) -> None:
+    status = known(pod)
+    first = purchase(status, "e2e-velocity-a")
+    code, answer_a = request(port_of(pod), "POST", "/v1/predict", first)
+    assert code == 200 and answer_a["degraded"] == [], answer_a
+    deadline = time.monotonic() + 10
+    while "e2e-velocity-a" not in velocity_ids(redis_port, bucket, first["customer_id"]):
+        assert time.monotonic() < deadline, "the velocity push never reached Redis"
+        time.sleep(0.5)
+    code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
+    assert code == 200 and label["status"] == "recorded", label
+
+    restarts = pod.containers[0].restarts
+    pod.kill("api")  # a crash: the kubelet restarts the container; the pod's emptyDir stays
+    deadline = time.monotonic() + 90
+    while pod.containers[0].restarts == restarts or not pod.containers[0].ready:
+        assert time.monotonic() < deadline, f"not restarted and ready: {pod.events}"
+        time.sleep(0.5)
+
+    code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
+    assert code == 200 and label["status"] == "duplicate", label  # the label log survived
+    # Same purchase a second later: only its velocity differs, and after the restart the
+    # service can only know about the first one from Redis.
+    second = purchase(status, "e2e-velocity-b", seconds=1)
+    code, answer_b = request(port_of(pod), "POST", "/v1/predict", second)
+    assert code == 200 and answer_b["degraded"] == [], answer_b
+    assert answer_b["fraud_probability"] != answer_a["fraud_probability"]
+    assert (answer_b["ae_score"], answer_b["clf_score"]) != (
+        answer_a["ae_score"],
+        answer_a["clf_score"],
+    )
+
+
+def test_locust_meets_its_slo_gates_through_the_pod(
+    pod: Pod, workspace: Path, e2e_root: Path
+) -> None:
+    out = e2e_root / "locust"
+    out.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "LOCUST_API_KEY": API_KEY,
+        "LOCUST_DATA": str(workspace / "data" / "v1" / "transactions.parquet"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+         "--host", f"http://127.0.0.1:{port_of(pod)}", "-u", "4", "-r", "4", "-t", "30s",
+         "--stop-timeout", "10", "--csv", str(out / "locust"), "--only-summary"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    report = done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, report
+    assert "all SLO gates passed" in report, report
+
+
+def test_sigterm_drains_with_no_failed_request(pod: Pod) -> None:
+    """preStop, then SIGTERM: requests keep coming during preStop (endpoints are being
+    removed), stop once SIGTERM is due, and every one sent gets its answer."""
+    status = known(pod)
+    stop_sending = threading.Event()
+    results: list[int] = []
+    errors: list[str] = []
+
+    def client(number: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(pod), timeout=30)
+        i = 0
+        while not stop_sending.is_set():
+            body = purchase(status, f"e2e-drain-{number}-{i}", seconds=i)
+            try:
+                connection.request("POST", "/v1/predict", json.dumps(body), HEADERS)
+                answer = connection.getresponse()
+                answer.read()
+                results.append(answer.status)
+            except (OSError, http.client.HTTPException) as error:
+                errors.append(repr(error))
+                return
+            i += 1
+        connection.close()
+
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for thread in clients:
+        thread.start()
+    time.sleep(2)
+    took = pod.terminate(before_sigterm=stop_sending.set)
+    for thread in clients:
+        thread.join(timeout=60)
+    assert errors == [], errors
+    assert results and set(results) == {200}, sorted(set(results))
+    assert pod.exit_code("api") == 0, pod.logs()
+    grace = pod.spec["terminationGracePeriodSeconds"]
+    assert took < grace, f"the drain took {took:.1f} s, past the {grace} s grace period"
+    assert "shutdown" in pod.logs().lower()
+
+
+def test_a_pod_on_an_empty_store_is_not_ready_until_the_job_loads_it(
+    rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
+    bucket: Path, redis_port: int, pod: Pod,
+) -> None:  # fmt: skip
+    subprocess.run(["redis-cli", "-p", str(redis_port), "flushall"], check=True)
+    empty = scoring_pod(rendered, images, podman, e2e_root, redis_port, "fraud-scoring-empty")
+    empty.start()
+    try:
+        time.sleep(20)  # started, probed for a while
+        container = empty.containers[0]
+        assert not container.ready and container.restarts == 0, empty.events
+        code, ready = request(port_of(empty), "GET", "/readyz", key=None)
+        assert code == 503 and ready["feature_store"]["status"] == "empty", ready
+        code, _ = request(port_of(empty), "GET", "/healthz", key=None)
+        assert code == 200  # alive: nothing a restart would fix
+        materialize(rendered, images, podman, e2e_root, bucket, redis_port, "materialize-2")
+        empty.wait_ready(timeout=90)  # the periodic check sees the data: no restart needed
+        assert container.restarts == 0
+        smoke(f"http://127.0.0.1:{port_of(empty)}", API_KEY, ready_timeout=10)
+    finally:
+        print("\n".join(empty.events))
+        empty.remove()
