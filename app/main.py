@@ -21,7 +21,7 @@ from app import __version__
 from app.api.deps import Runtime, require_api_key
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestMiddleware
-from app.api.routes import feedback, health, model, predict
+from app.api.routes import features, feedback, health, model, predict
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.telemetry import ServerSpans, Span, span_factory, tracer_provider
@@ -29,6 +29,8 @@ from app.dashboard import routes as dashboard
 from app.dashboard.state import load_dashboard
 from app.dashboard.upload import CSV_UPLOAD_PATH
 from app.services.api_keys import ApiKeys
+from app.services.feature_health import FeatureStoreHealth
+from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.label_log import LabelLog
 from app.services.live import LiveWindow
 from app.services.loading import load_scoring
@@ -50,16 +52,45 @@ def api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys(fixed, settings.api_keys_file, settings.api_keys_refresh_seconds)
 
 
+def feature_health(
+    settings: Settings, features: OnlineFeatures | None, metrics: ServiceMetrics
+) -> tuple[FeatureStoreHealth | None, str | None]:
+    """The online store's checker, after its start-up check; or why there is none."""
+    if features is None:
+        metrics.set_feature_status("unavailable")
+        return None, None
+    try:
+        health = FeatureStoreHealth(
+            features,
+            interval_s=settings.feature_store_check_seconds,
+            timeout_s=settings.feature_store_check_timeout_ms / 1000,
+            consecutive=settings.feature_store_check_consecutive,
+            metrics=metrics,
+        )
+    except FeatureStoreError as exc:
+        log.error("online store cannot be checked", extra={"fields": {"why": str(exc)}})
+        metrics.set_feature_status("unavailable")
+        return None, str(exc)
+    state = health.check()
+    log.info(
+        "online store checked",
+        extra={"fields": {"status": state.status, "detail": state.last.detail}},
+    )
+    return health, None
+
+
 def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Runtime:
     """Load the bundle and the feature store once; anything missing degrades, not fails."""
     began = time.perf_counter()
     scoring = load_scoring(settings, span, metrics, push_velocity=True)
     metrics.model_loaded.set(1 if scoring.model.bundle is not None else 0)
+    health, unchecked = feature_health(settings, scoring.features, metrics)
     runtime = Runtime(
         settings=settings,
         model=scoring.model,
         features=scoring.features,
-        feature_problem=scoring.feature_problem,
+        feature_problem=scoring.feature_problem or unchecked,
+        feature_health=health,
         service=scoring.service,
         labels=LabelLog(settings.label_log),
         audit=PredictionLog(
@@ -105,6 +136,8 @@ def create_app(
         if settings.dashboard_enabled:
             app.state.dashboard = await run_in_threadpool(load_dashboard, settings.model_card_dir)
         app.state.runtime = runtime
+        if runtime.feature_health is not None:
+            runtime.feature_health.start()
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
         # (they otherwise cost a fraction of a millisecond every few hundred requests).
@@ -116,6 +149,8 @@ def create_app(
             yield
         finally:
             runtime.accepting = False
+            if runtime.feature_health is not None:
+                runtime.feature_health.close()
             runtime.service.close()
             runtime.labels.close()
             runtime.audit.close()
@@ -139,7 +174,7 @@ def create_app(
     )
     secured = [Depends(require_api_key)]
     app.include_router(health.router)
-    for router in (predict.router, feedback.router, model.router):
+    for router in (predict.router, feedback.router, model.router, features.router):
         app.include_router(router, dependencies=secured)
     if settings.dashboard_enabled:
         dashboard.mount(app)

@@ -169,8 +169,16 @@ class FeedbackOut(BaseModel):
     )
 
 
+FeatureStoreStatus = Literal["loaded", "empty", "unreachable", "unavailable"]
+
+
 class ComponentOut(BaseModel):
-    status: Literal["loaded", "fallback", "unavailable"]
+    """The model: ``loaded`` or ``fallback`` (rules). The online store: ``loaded`` (its
+    load record and canaries found), ``empty`` (it answers without data for the
+    FeatureService), ``unreachable`` (no answer), ``unavailable`` (cannot be opened or
+    checked); see docs/reliability.md, "Health: what each probe means"."""
+
+    status: Literal["loaded", "fallback", "empty", "unreachable", "unavailable"]
     detail: str | None = None
 
 
@@ -181,7 +189,39 @@ class ReadyOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["alive"]
+    """``alive``, or ``stuck`` with why (``detail``, omitted when alive)."""
+
+    status: Literal["alive", "stuck"]
+    detail: str | None = None
+
+
+class ViewLoadOut(BaseModel):
+    entities: int = Field(description="entities the load put in the view")
+    canary: str | None = Field(description="one entity id loaded with the newest data")
+
+
+class LoadRecordOut(BaseModel):
+    """What the job that loaded the online store recorded."""
+
+    feature_service: str
+    end: datetime = Field(description="the online data is current up to here")
+    loaded_at: datetime = Field(description="when the load finished")
+    views: dict[str, ViewLoadOut]
+
+
+class FeatureStatusOut(BaseModel):
+    """The online store behind the FeatureService, as the readiness check last saw it."""
+
+    feature_service: str
+    online_store: str | None = Field(description="the online store's type (redis, sqlite)")
+    status: FeatureStoreStatus
+    detail: str | None
+    ready: bool = Field(description="whether the online store lets /readyz answer 200")
+    checked_at: datetime | None = Field(description="when the last check ran")
+    last_check: FeatureStoreStatus | None = Field(
+        description="the last check's own result (status changes only after several)"
+    )
+    record: LoadRecordOut | None = Field(description="the load record; null when none")
 
 
 class ModelOut(BaseModel):

@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader
 
 from app.core.config import Settings
 from app.services.api_keys import ApiKeys
+from app.services.feature_health import FeatureStoreHealth
 from app.services.features import OnlineFeatures
 from app.services.label_log import LabelLog
 from app.services.metrics import ServiceMetrics
@@ -36,6 +37,7 @@ class Runtime:
     keys: ApiKeys
     limiter: RateLimiter
     metrics: ServiceMetrics
+    feature_health: FeatureStoreHealth | None = None  # None: no store, or one it cannot check
     started: float = field(default_factory=time.monotonic)
     accepting: bool = True  # False once shutdown begins: /readyz turns 503 to drain
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -45,6 +45,48 @@ class Settings(BaseSettings):
     feature_store_yaml: str = "feature_store.yaml"
     feature_service: str = "fraud_detection_v2"
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    feature_store_socket_timeout_ms: float = Field(
+        default=20.0,
+        gt=0,
+        le=10_000,
+        description="Redis connect and read timeout of the service's own client (added to "
+        "the connection string when it sets none), so a call fails inside the lookup budget",
+    )
+    feature_store_check_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3_600,
+        description="how often the online store's load record and canaries are checked for "
+        "/readyz (0: at start-up only)",
+    )
+    feature_store_check_timeout_ms: float = Field(
+        default=2_000.0, gt=0, le=60_000, description="a check without an answer by then fails"
+    )
+    feature_store_check_consecutive: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="results in a row needed to change the online store's status (hysteresis)",
+    )
+    feature_lookup_abandon_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3_600,
+        description="a lookup running longer than this has its thread abandoned and replaced",
+    )
+    feature_lookup_max_abandoned: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="abandoned lookup threads that may still be stuck before replacing stops",
+    )
+    scoring_stuck_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=3_600,
+        description="/healthz answers 503 (the kubelet restarts the container) once the "
+        "oldest unfinished lookup is older than this (0: never)",
+    )
     coalesce_max: int = Field(
         default=64,
         ge=1,
@@ -76,7 +118,7 @@ class Settings(BaseSettings):
     )
     strict_readiness: bool = Field(
         default=False,
-        description="/readyz answers 503 while scoring with rules or without features",
+        description="/readyz answers 503 while scoring with rules (the model fallback)",
     )
 
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)

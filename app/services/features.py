@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from app.services.online_redis import bound_redis_client, stored_row
 from app.services.online_sqlite import SqliteOnlineReader
 from app.services.scoring.arrays import FloatArray
 from app.services.velocity_store import VelocityStateStore
@@ -78,6 +79,7 @@ class OnlineFeatures:
         service_name: str,
         reader: FeatureReader = "auto",
         busy_timeout_s: float = 5.0,
+        states: bool = True,
     ) -> None:
         try:
             service = store.get_feature_service(service_name, allow_cache=True)
@@ -127,8 +129,10 @@ class OnlineFeatures:
         # Velocity needs the state view and the terminal locations, not as model inputs.
         self.location: ViewSpec | None = None
         self.states: VelocityStateStore | None = None
+        self._has_velocity = bool(velocity)
         if velocity:
             self.location = self._spec(store, LOCATION_VIEW, ("terminal_x_km", "terminal_y_km"))
+        if velocity and states:
             try:
                 self.states = self.state_store()
             except Exception as exc:
@@ -149,10 +153,27 @@ class OnlineFeatures:
         """A new reader/writer of velocity states with its own connection (the pusher's)."""
         return VelocityStateStore(self._store, self._reader_kind, self._busy_timeout_s)
 
+    def twin(self) -> OnlineFeatures:
+        """Another reader of the same store and service with its own connections (for the
+        readiness check, so it never shares the lookup thread's SQLite connection)."""
+        return OnlineFeatures(
+            self._store, self.service_name, self._reader_kind, self._busy_timeout_s, states=False
+        )
+
+    @property
+    def store(self) -> Any:
+        """The ``feast.FeatureStore``."""
+        return self._store
+
+    @property
+    def store_type(self) -> str:
+        """The online store's type (``sqlite``, ``redis``)."""
+        return str(self._config.online_store.type)
+
     @property
     def velocity(self) -> bool:
         """Whether the FeatureService includes the velocity features."""
-        return self.states is not None
+        return self._has_velocity
 
     @property
     def reader(self) -> str:
@@ -167,8 +188,10 @@ class OnlineFeatures:
         service_name: str,
         reader: FeatureReader = "auto",
         busy_timeout_s: float = 5.0,
+        socket_timeout_s: float | None = None,
     ) -> OnlineFeatures:
-        """Create the ``FeatureStore`` for ``repo`` (one registry read) and resolve the service."""
+        """Create the ``FeatureStore`` for ``repo`` (one registry read) and resolve the
+        service; ``socket_timeout_s`` bounds a Redis store's calls (``online_redis``)."""
         if not (repo / yaml_name).is_file():
             raise FeatureStoreError(f"no {yaml_name} in {repo}")
         feast = import_feast()
@@ -176,6 +199,11 @@ class OnlineFeatures:
             store = feast.FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
         except Exception as exc:
             raise FeatureStoreError(f"feature store in {repo} cannot be opened: {exc}") from exc
+        if socket_timeout_s is not None:
+            try:
+                bound_redis_client(store, socket_timeout_s)
+            except Exception as exc:  # an unparsable connection string
+                raise FeatureStoreError(f"online store of {repo / yaml_name}: {exc}") from exc
         return cls(store, service_name, reader, busy_timeout_s)
 
     def read(self, entity_ids: Mapping[str, Sequence[str]]) -> dict[str, ViewValues]:
@@ -183,6 +211,28 @@ class OnlineFeatures:
         velocity features) for the given ids (join key -> one id per row)."""
         specs = self.views if self.location is None else (*self.views, self.location)
         return {spec.name: self._read_view(spec, entity_ids[spec.join_key]) for spec in specs}
+
+    def missing_canaries(self, canaries: Mapping[str, str | None]) -> list[str]:
+        """The views (batch views, and terminal locations with velocity) whose canary
+        entity (view -> id, from the load record) is not found by :meth:`read`; a view
+        without a canary counts as not loaded."""
+        specs = self.views if self.location is None else (*self.views, self.location)
+        ids: dict[str, list[str]] = {spec.join_key: [] for spec in specs}
+        for spec in specs:
+            canary = canaries.get(spec.name)
+            if canary is not None:
+                ids[spec.join_key].append(canary)
+        found = self.read(ids) if any(ids.values()) else {}
+        missing = []
+        for spec in specs:
+            canary = canaries.get(spec.name)
+            if canary is None:
+                missing.append(spec.name)
+                continue
+            row = ids[spec.join_key].index(canary)
+            if np.isnan(found[spec.name].event_seconds[row]):
+                missing.append(spec.name)
+        return missing
 
     def read_states(self, customer_ids: Sequence[str]) -> list[VelocityState]:
         """The stored velocity state of each customer (empty when none)."""
@@ -207,10 +257,9 @@ class OnlineFeatures:
         event_seconds = np.full(len(ids), np.nan)
         for i, entity in enumerate(ids):
             timestamp, stored = by_id[entity]
-            if not stored:
+            if not stored_row(timestamp, stored):
                 continue
-            if timestamp is not None:
-                event_seconds[i] = timestamp.timestamp()
+            event_seconds[i] = timestamp.timestamp()
             for j, name in enumerate(spec.features):
                 value = stored.get(name)
                 kind = value.WhichOneof("val") if value is not None else None

@@ -83,6 +83,7 @@ def load_scoring(
             settings.feature_service,
             settings.feature_reader,
             busy_timeout_s=settings.feature_timeout_ms / 1000,
+            socket_timeout_s=settings.feature_store_socket_timeout_ms / 1000,
         )
         feature_problem = None
     except FeatureStoreError as exc:
@@ -96,5 +97,8 @@ def load_scoring(
         span,
         coalesce_max=settings.coalesce_max,
         velocity=velocity_tracker(settings, features, metrics) if push_velocity else None,
+        abandon_after_s=settings.feature_lookup_abandon_seconds,
+        max_abandoned=settings.feature_lookup_max_abandoned,
+        on_abandon=metrics.lookup_abandoned.inc if metrics is not None else None,
     )
     return Scoring(model, features, feature_problem, service)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from app.services.live import SCORING_ROUTES, LiveWindow
 from app.services.predictor import Prediction
+from feature_repo.online_status import LoadRecord
 
 # Importing ``feast.metrics`` sets PROMETHEUS_MULTIPROCESS_DIR, which switches
 # prometheus_client to file-backed values shared by every metric of the same name in the
@@ -21,6 +22,7 @@ from app.services.predictor import Prediction
 values.ValueClass = values.MutexValue
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+FEATURE_STATUSES = ("loaded", "empty", "unreachable", "unavailable")
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
@@ -111,6 +113,59 @@ class ServiceMetrics:
             "Scored transactions not recorded because too many were pending (cumulative).",
             registry=self.registry,
         )
+
+        self.feature_store_up = Gauge(
+            "fraud_feature_store_up",
+            "1 when the last check of the online store got an answer, 0 when it did not.",
+            registry=self.registry,
+        )
+        self.feature_store_status = Gauge(
+            "fraud_feature_store_status",
+            "1 for the online store's status after hysteresis (loaded, empty, unreachable, "
+            "unavailable), 0 for the others.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.feature_checks = Counter(
+            "fraud_feature_store_checks",
+            "Checks of the online store's load record and canaries, by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.feature_data_end = Gauge(
+            "fraud_feature_store_data_end_seconds",
+            "The load record's end: the online data is current up to here (epoch seconds; "
+            "0 without a record).",
+            registry=self.registry,
+        )
+        self.feature_loaded_at = Gauge(
+            "fraud_feature_store_loaded_at_seconds",
+            "When the job that loaded the online store wrote its record (epoch seconds; "
+            "0 without a record).",
+            registry=self.registry,
+        )
+        self.lookup_abandoned = Counter(
+            "fraud_feature_lookup_abandoned",
+            "Lookup threads abandoned (and replaced) because a lookup was stuck.",
+            registry=self.registry,
+        )
+        self.lookup_oldest = Gauge(
+            "fraud_feature_lookup_oldest_seconds",
+            "Age of the oldest unfinished online feature lookup (0 when none).",
+            registry=self.registry,
+        )
+
+    def observe_feature_check(self, result: str, status: str, record: LoadRecord | None) -> None:
+        """One online store check: its raw ``result`` and the ``status`` it leaves."""
+        self.feature_checks.labels(result).inc()
+        self.feature_store_up.set(0 if result == "unreachable" else 1)
+        self.set_feature_status(status)
+        self.feature_data_end.set(record.end.timestamp() if record is not None else 0)
+        self.feature_loaded_at.set(record.loaded_at.timestamp() if record is not None else 0)
+
+    def set_feature_status(self, status: str) -> None:
+        for name in FEATURE_STATUSES:
+            self.feature_store_status.labels(name).set(1 if name == status else 0)
 
     def observe_push(self, customers: int, seconds: float) -> None:
         self.velocity_pushed.inc(customers)

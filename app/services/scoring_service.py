@@ -14,7 +14,12 @@ The lookup runs on one dedicated thread so a slow or locked online store can be
 abandoned after ``timeout_s``: the caller gets request-only features, flagged
 ``feature_store:timeout``, and never waits longer than the budget. At most
 ``max_pending`` lookups may queue behind a stuck one; beyond that the store is skipped
-(``feature_store:busy``) instead of piling up work.
+(``feature_store:busy``) instead of piling up work. A lookup still running after
+``abandon_after_s`` is given up for good: its thread is abandoned (it ends whenever the
+call returns), the lookups queued behind it fail at once, and a new thread takes the
+next lookups. At most ``max_abandoned`` abandoned threads may be alive at once; beyond
+that the service stops replacing and :meth:`ScoringService.oldest_lookup_seconds`
+grows until the liveness probe restarts the process.
 
 With velocity features, the lookup also reads the customers' velocity states (after
 taking the tracker's pending snapshot: see :mod:`app.services.velocity`), and once the
@@ -27,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +43,18 @@ from app.services.feature_rows import FeatureRows, RequestFields, assemble, enti
 from app.services.features import OnlineFeatures, ViewValues
 from app.services.predictor import Prediction, Predictor
 from app.services.velocity import VelocityTracker, merged_states
+from app.services.worker import Abandoned, Worker
 from feature_repo.velocity import VelocityState
 
 log = logging.getLogger(__name__)
 
 Span = Callable[[str], AbstractContextManager[Any]]
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a lookup's failure as seen: its caller may have stopped waiting for it."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ class ScoringService:
         max_pending: int = 32,
         coalesce_max: int = 64,
         velocity: VelocityTracker | None = None,
+        abandon_after_s: float = 1.0,
+        max_abandoned: int = 4,
+        on_abandon: Callable[[], object] | None = None,
     ) -> None:
         self.features = features
         self.velocity = velocity
@@ -82,8 +96,11 @@ class ScoringService:
         self.timeout_s = timeout_s
         self.span = span
         self.max_pending = max_pending
-        self._pending = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-lookup")
+        self.abandon_after_s = abandon_after_s
+        self.max_abandoned = max_abandoned
+        self._on_abandon = on_abandon
+        self._worker = Worker("feature-lookup")
+        self._abandoned: list[Worker] = []
         self.coalesce_max = coalesce_max
         self._queue: list[_Queued] = []
         self._draining: asyncio.Task[None] | None = None
@@ -117,19 +134,47 @@ class ScoringService:
             None, failure, merged_states(customers, None, self._pending_states(customers))
         )
 
-    def _done(self, _: object) -> None:
-        self._pending -= 1
+    def recover(self) -> bool:
+        """Replace the lookup thread when its current lookup has run longer than
+        ``abandon_after_s`` (and fewer than ``max_abandoned`` abandoned threads are still
+        stuck); True when it did. Called on the event loop before each lookup and by the
+        liveness probe."""
+        worker = self._worker
+        if worker.running_seconds() < self.abandon_after_s:
+            return False
+        self._abandoned = [w for w in self._abandoned if w.alive]
+        if len(self._abandoned) >= self.max_abandoned:
+            return False
+        log.error(
+            "online feature lookup stuck: thread abandoned",
+            extra={"fields": {"running_s": round(worker.running_seconds(), 3)}},
+        )
+        self._worker = Worker("feature-lookup")
+        worker.abandon()
+        self._abandoned.append(worker)
+        if self._on_abandon is not None:
+            self._on_abandon()
+        return True
+
+    def oldest_lookup_seconds(self) -> float:
+        """Age of the oldest lookup the current thread has not finished (0 when idle)."""
+        return self._worker.oldest_seconds()
+
+    @property
+    def abandoned_alive(self) -> int:
+        """Abandoned lookup threads whose call has not returned yet."""
+        return sum(1 for w in self._abandoned if w.alive)
 
     async def lookup(self, transactions: Sequence[RequestFields]) -> Lookup:
         """Batch features for ``transactions`` within the budget, or why there are none."""
         if self.features is None:
             return Lookup(None, "unavailable")
-        if self._pending >= self.max_pending:
+        self.recover()
+        if self._worker.pending >= self.max_pending:
             return self._failed(transactions, "busy")
         loop = asyncio.get_running_loop()
-        self._pending += 1
-        future = loop.run_in_executor(self._pool, self._read, transactions)
-        future.add_done_callback(self._done)
+        future = loop.run_in_executor(self._worker, self._read, transactions)
+        future.add_done_callback(_retrieved)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except TimeoutError:
@@ -137,6 +182,8 @@ class ScoringService:
             # lookup may have finished meanwhile, and then its answer is still good.
             if future.done() and not future.cancelled() and future.exception() is None:
                 return future.result()
+            return self._failed(transactions, "timeout")
+        except Abandoned:  # queued behind a stuck lookup whose thread was given up
             return self._failed(transactions, "timeout")
         except Exception as exc:
             log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
@@ -210,12 +257,13 @@ class ScoringService:
         if self.features is None:
             found = Lookup(None, "unavailable")
         else:
+            self.recover()
             future = asyncio.get_running_loop().run_in_executor(
-                self._pool, self._read, transactions
+                self._worker, self._read, transactions
             )
             try:
                 found = await asyncio.wait_for(future, timeout_s)
-            except TimeoutError:
+            except (TimeoutError, Abandoned):
                 found = self._failed(transactions, "timeout")
             except Exception as exc:
                 log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
@@ -228,6 +276,6 @@ class ScoringService:
     def close(self) -> None:
         if self.velocity is not None:
             self.velocity.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown(wait=False, cancel_futures=True)
         if self.features is not None:
             self.features.close()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from app.services.online_redis import stored_row
 from app.services.online_sqlite import SqliteOnlineReader, python_value
 from feature_repo.velocity import STATE_FIELDS, STATE_VIEW, VelocityState
 
@@ -76,8 +77,9 @@ class VelocityStateStore:
         times: list[float] = []
         for entity in ids:
             timestamp, stored = by_id[entity]
-            rows.append({k: python_value(v) for k, v in stored.items()} if stored else None)
-            times.append(timestamp.timestamp() if stored and timestamp else math.nan)
+            known = stored_row(timestamp, stored)  # Redis: empty values for a new customer
+            rows.append({k: python_value(v) for k, v in stored.items()} if known else None)
+            times.append(timestamp.timestamp() if known else math.nan)
         return rows, times
 
     def write(

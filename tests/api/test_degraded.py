@@ -77,7 +77,10 @@ def test_without_a_feature_repo_answers_use_request_fields(
     client_for: Any, recent: pd.DataFrame, tmp_path: Path
 ) -> None:
     client = client_for(feature_repo=tmp_path / "no-repo")
-    assert client.get("/readyz").json()["feature_store"]["status"] == "unavailable"
+    ready = client.get("/readyz")  # a misconfigured pod takes no traffic (it used to: 200)
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert ready.json()["feature_store"]["status"] == "unavailable"
+    assert "no feature_store.yaml" in ready.json()["feature_store"]["detail"]
     answer = client.post("/v1/predict", json=as_request(recent.iloc[0])).json()
     assert answer["degraded"] == ["feature_store:unavailable"]
     assert answer["decision_source"] == "model"

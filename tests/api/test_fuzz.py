@@ -51,6 +51,7 @@ MIN_CASES = 300
 NO_INPUT = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 OPERATIONS = NO_INPUT | {
     ("GET", "/v1/model"),
+    ("GET", "/v1/features/status"),
     ("POST", "/v1/model/reload"),
     ("POST", "/v1/predict"),
     ("POST", "/v1/predict/batch"),

@@ -1,31 +1,79 @@
-"""Liveness, readiness and the Prometheus metrics page."""
+"""Liveness, readiness and the Prometheus metrics page (docs/reliability.md, "Health:
+what each probe means")."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import runtime_of
+from app.api.deps import Runtime, runtime_of
 from app.schemas import ComponentOut, HealthOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=HealthOut, summary="Alive")
-async def healthz() -> HealthOut:
-    """The process answers; says nothing about the model or the features."""
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    response_model_exclude_none=True,
+    summary="Alive",
+    responses={503: {"model": HealthOut, "description": "Scoring is stuck: restart"}},
+)
+async def healthz(request: Request, response: Response) -> HealthOut:
+    """200 while the process answers and scoring moves. 503 (``stuck``) once the oldest
+    unfinished feature lookup is older than ``SCORING_STUCK_SECONDS`` even after the
+    lookup thread was replaced, so the kubelet restarts the container. Says nothing about
+    the model or the store's data."""
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    limit = runtime.settings.scoring_stuck_seconds if runtime is not None else 0.0
+    if runtime is None or limit <= 0:
+        return HealthOut(status="alive")
+    runtime.service.recover()  # a stuck lookup thread is replaced first, when it can be
+    waited = runtime.service.oldest_lookup_seconds()
+    if waited > limit:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        detail = f"the oldest feature lookup has waited {waited:.1f} s (limit {limit:g} s)"
+        return HealthOut(status="stuck", detail=detail)
     return HealthOut(status="alive")
+
+
+def feature_store_component(runtime: Runtime) -> tuple[ComponentOut, bool]:
+    """The online store's component of ``/readyz``, and whether it allows ready."""
+    health = runtime.feature_health
+    state = health.state if health is not None else None
+    if health is None or state is None:
+        return ComponentOut(status="unavailable", detail=runtime.feature_problem), False
+    last = state.last
+    detail: str | None
+    if state.status == "loaded" and state.record is not None:
+        detail = f"{health.service_name}: data current to {state.record.end.isoformat()}"
+    elif state.status == "unreachable":
+        since = "loaded before: scoring without it" if state.ever_loaded else "never reached"
+        detail = f"{last.detail} ({since})" if last.status == "unreachable" else since
+    else:
+        detail = last.detail if last.status == state.status else None
+    if last.status != state.status:
+        detail = f"{detail}; last check: {last.status}: {last.detail}"
+    return ComponentOut(status=state.status, detail=detail), state.ready
 
 
 @router.get(
     "/readyz",
     response_model=ReadyOut,
     summary="Ready to score",
-    responses={503: {"model": ReadyOut, "description": "Starting, stopping, or (strict) degraded"}},
+    responses={
+        503: {
+            "model": ReadyOut,
+            "description": "Starting, stopping, no usable online store, or (strict) the "
+            "rules fallback",
+        }
+    },
 )
 async def readyz(request: Request, response: Response) -> ReadyOut:
-    """200 once the bundle and the feature store are loaded. With the rules fallback or
-    without a feature store it still answers 200 (``degraded``) unless
-    ``STRICT_READINESS`` is on; 503 while starting or shutting down."""
+    """200 ``ready`` with the model and a loaded online store; 200 ``degraded`` under the
+    rules fallback or while a store that was loaded does not answer. 503 while starting or
+    shutting down, when the store cannot be opened, holds no data for the FeatureService
+    or was never reached, and (``STRICT_READINESS``) under the rules fallback. Reads the
+    background check's outcome only: it never waits for the store."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None or not runtime.accepting:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -36,15 +84,12 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
         if runtime.model.bundle is not None
         else ComponentOut(status="fallback", detail=f"rules: {runtime.model.problem}")
     )
-    features = (
-        ComponentOut(status="loaded", detail=runtime.features.service_name)
-        if runtime.features is not None
-        else ComponentOut(status="unavailable", detail=runtime.feature_problem)
-    )
-    healthy = model.status == "loaded" and features.status == "loaded"
-    if not healthy and runtime.settings.strict_readiness:
+    features, store_ready = feature_store_component(runtime)
+    model_ok = model.status == "loaded"
+    if not store_ready or (not model_ok and runtime.settings.strict_readiness):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return ReadyOut(status="not_ready", model=model, feature_store=features)
+    healthy = model_ok and features.status == "loaded"
     return ReadyOut(status="ready" if healthy else "degraded", model=model, feature_store=features)
 
 
@@ -56,10 +101,11 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, scores, decisions, fallbacks,
-    feature misses, velocity pushes."""
+    feature misses, velocity pushes, the online store's status and data age."""
     runtime = runtime_of(request)
     tracker = runtime.service.velocity
     if tracker is not None:
         runtime.metrics.velocity_pending.set(tracker.pending_events)
         runtime.metrics.velocity_dropped.set(tracker.stats.dropped)
+    runtime.metrics.lookup_oldest.set(runtime.service.oldest_lookup_seconds())
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
