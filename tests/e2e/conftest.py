@@ -3,7 +3,9 @@
 Everything is built as a user builds it: a copy of the repository (its tracked files)
 with tiny parameters runs ``make data``'s sync and ``dvc repro evaluate`` (what ``make
 train`` runs), and the images are built from that copy with their own Dockerfiles
-(tools/images.py). The manifests come from ``kubectl kustomize k8s/overlays/local-redis``.
+(tools/images.py). The manifests come from ``kubectl kustomize k8s/overlays/local-redis``;
+the online store is a TLS redis-server reached the way pods reach Memorystore
+(``ssl=true``, the instance's CA, no host name check).
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import redis_server as redis_fixtures
 from tests.conftest import ROOT, tiny_params_dict
 from tests.e2e.pod_runner import render
 from tools.images import build, containers_env, ensure_base_image
+
+# Debian's redis-server with TLS only and a certificate made like Memorystore's (its
+# subjectAltName is not the address the pods connect to), standing in for Memorystore.
+redis_tls = redis_fixtures.redis_tls
 
 OVERLAY = ROOT / "k8s" / "overlays" / "local-redis"
 SERVING = "fraud-scoring:0.4.0"  # the names the manifests use
@@ -109,50 +116,6 @@ def podman_runner(env: dict[str, str]) -> Any:
 @pytest.fixture(scope="session")
 def podman() -> Any:
     return podman_runner(containers_env())
-
-
-@pytest.fixture(scope="session")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Debian's redis-server on loopback, standing in for Memorystore (no persistence)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-            != "PONG"
-        ):
-            assert time.monotonic() < deadline and server.poll() is None, (
-                "redis-server did not start"
-            )
-            time.sleep(0.1)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

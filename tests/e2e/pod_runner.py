@@ -421,6 +421,14 @@ class Pod:
         done = self.podman("inspect", "--format", "{{.State.ExitCode}}", f"{self.name}-{container}")
         return int(done.stdout.strip())
 
+    def rss_mb(self, container: str) -> float:
+        """Resident memory of the container's main process (MiB), from the host's /proc."""
+        pid = self.podman("inspect", "--format", "{{.State.Pid}}", f"{self.name}-{container}")
+        for line in Path(f"/proc/{pid.stdout.strip()}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmRSS for {container}")
+
     def logs(self, container: str | None = None) -> str:
         names = [container] if container else [c.name for c in self.containers]
         out = []

@@ -3,12 +3,13 @@
 In order, as on a cluster: the retraining job's publish step writes the feature tables and
 the registry to the "bucket" (a host directory standing in for the GCS FUSE volume); the
 ``feast-materialize`` CronJob's job, with its exact rendered command, loads them into
-Debian's redis-server; the scoring Deployment's pod (init container, then the API, its
-probes) starts from the rendered ``k8s/overlays/local-redis`` and is checked through its
-forwarded port: readiness, a known customer's full answer, a velocity push visible in
-Redis and in the next answer after a container restart, feedback surviving that restart,
-Locust's SLO gates, a SIGTERM drain with no failed request, and a pod that refuses
-traffic while its online store is empty. ``make e2e`` runs this file; ``make test`` too.
+Debian's redis-server (TLS only, as Memorystore); the scoring Deployment's pod (init
+container, then the API, its probes) starts from the rendered ``k8s/overlays/local-redis``
+and is checked through its forwarded port: readiness, a known customer's full answer, a
+velocity push visible in Redis and in the next answer after a container restart, feedback
+surviving that restart, Locust's SLO gates, a SIGTERM drain with no failed request, and a
+pod that refuses traffic while its online store is empty. ``make e2e`` runs this file;
+``make test`` too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod
+from tests.redis_server import RedisServer
 from tools.smoke import smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -61,14 +63,18 @@ def request(
         connection.close()
 
 
-def secrets(redis_port: int) -> dict[str, dict[str, str]]:
-    """The two Secrets docs/deploy-gke.md has an operator create, with local values."""
+def secrets(redis: RedisServer) -> dict[str, dict[str, str]]:
+    """The two Secrets docs/deploy-gke.md has an operator create, with local values: the
+    connection string as documented for Memorystore, through the pod network's view of
+    the host's loopback (10.0.2.2)."""
+    assert redis.tls is not None
+    connection = (
+        f"10.0.2.2:{redis.port},ssl=true,ssl_ca_certs=/etc/memorystore/server-ca.pem,"
+        "ssl_check_hostname=false"
+    )
     return {
         "fraud-scoring-secrets": {"api-keys": f"{API_KEY}\n", "pii-hash-key": "e2e-pii-hash-key"},
-        "fraud-memorystore": {
-            "connection": f"10.0.2.2:{redis_port}",
-            "server-ca.pem": "# no TLS here: tests/integration/test_redis_online.py has it\n",
-        },
+        "fraud-memorystore": {"connection": connection, "server-ca.pem": redis.tls.ca.read_text()},
     }
 
 
@@ -101,14 +107,14 @@ def bucket(
 
 def materialize(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
-    bucket: Path, redis_port: int, name: str,
+    bucket: Path, redis_tls: RedisServer, name: str,
 ) -> str:  # fmt: skip
     """The feast-materialize CronJob's job, from the rendering."""
     job = Pod(
         name=name,
         template=cronjob_pod(rendered, "feast-materialize"),
         objects=rendered,
-        secrets=secrets(redis_port),
+        secrets=secrets(redis_tls),
         root=root / name,
         podman=podman,
         images=images,
@@ -120,37 +126,38 @@ def materialize(
         job.remove()
 
 
-def redis_keys(port: int) -> int:
-    done = subprocess.run(
-        ["redis-cli", "-p", str(port), "dbsize"], capture_output=True, text=True, check=True
-    )
-    return int(done.stdout.strip())
+def redis_keys(redis: RedisServer) -> int:
+    client = redis.client()
+    try:
+        return int(client.dbsize())
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
 def loaded(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    bucket: Path, redis_port: int, timings: dict[str, float],
+    bucket: Path, redis_tls: RedisServer, timings: dict[str, float],
 ) -> int:  # fmt: skip
-    subprocess.run(["redis-cli", "-p", str(redis_port), "flushall"], check=True)
+    redis_tls.flush()
     began = time.monotonic()
-    log = materialize(rendered, images, podman, e2e_root, bucket, redis_port, "materialize-1")
+    log = materialize(rendered, images, podman, e2e_root, bucket, redis_tls, "materialize-1")
     timings["materialize job"] = time.monotonic() - began
     assert "record written for fraud_detection_v2" in log, log
-    keys = redis_keys(redis_port)
+    keys = redis_keys(redis_tls)
     assert keys > 0
     return keys
 
 
 def scoring_pod(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
-    redis_port: int, name: str,
+    redis_tls: RedisServer, name: str,
 ) -> Pod:  # fmt: skip
     return Pod(
         name=name,
         template=deployment_pod(rendered, "fraud-scoring"),
         objects=rendered,
-        secrets=secrets(redis_port),
+        secrets=secrets(redis_tls),
         root=root / name,
         podman=podman,
         images=images,
@@ -161,14 +168,15 @@ def scoring_pod(
 @pytest.fixture(scope="module")
 def pod(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    redis_port: int, loaded: int, timings: dict[str, float],
+    redis_tls: RedisServer, loaded: int, timings: dict[str, float],
 ) -> Iterator[Pod]:  # fmt: skip
-    running = scoring_pod(rendered, images, podman, e2e_root, redis_port, "fraud-scoring-e2e")
+    running = scoring_pod(rendered, images, podman, e2e_root, redis_tls, "fraud-scoring-e2e")
     began = time.monotonic()
     running.start()
     try:
         running.wait_ready(timeout=120)
         timings["pod start to ready (init container included)"] = time.monotonic() - began
+        timings["api RSS when ready (MiB)"] = running.rss_mb("api")
         yield running
     finally:
         print("\n".join(running.events))
@@ -204,8 +212,10 @@ def purchase(status: dict[str, Any], transaction_id: str, seconds: float = 0.0) 
     }
 
 
-def test_the_job_loads_every_view_of_the_service_into_redis(loaded: int, redis_port: int) -> None:
-    assert loaded == redis_keys(redis_port)
+def test_the_job_loads_every_view_of_the_service_into_redis(
+    loaded: int, redis_tls: RedisServer
+) -> None:
+    assert loaded == redis_keys(redis_tls)
 
 
 def test_the_pod_is_ready_and_a_known_customer_gets_a_full_answer(pod: Pod) -> None:
@@ -225,7 +235,7 @@ def test_the_api_needs_its_key(pod: Pod) -> None:
     assert status == 401
 
 
-def velocity_ids(redis_port: int, bucket: Path, customer: str) -> list[str]:
+def velocity_ids(redis: RedisServer, bucket: Path, customer: str) -> list[str]:
     """The transaction ids of a customer's velocity state, read from Redis through Feast."""
     code = (
         "import json, sys\n"
@@ -239,7 +249,9 @@ def velocity_ids(redis_port: int, bucket: Path, customer: str) -> list[str]:
     )
     env = {
         **os.environ,
-        "FEAST_REDIS_CONNECTION": f"127.0.0.1:{redis_port}",
+        "FEAST_REDIS_CONNECTION": redis.connection_string(
+            ssl=True, ssl_ca_certs=redis.tls.ca if redis.tls else "", ssl_check_hostname=False
+        ),
         "FEAST_REGISTRY_PATH": str(bucket / "registry.db"),
     }
     done = subprocess.run(
@@ -250,14 +262,14 @@ def velocity_ids(redis_port: int, bucket: Path, customer: str) -> list[str]:
 
 
 def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_labels_kept(
-    pod: Pod, redis_port: int, bucket: Path
+    pod: Pod, redis_tls: RedisServer, bucket: Path
 ) -> None:
     status = known(pod)
     first = purchase(status, "e2e-velocity-a")
     code, answer_a = request(port_of(pod), "POST", "/v1/predict", first)
     assert code == 200 and answer_a["degraded"] == [], answer_a
     deadline = time.monotonic() + 10
-    while "e2e-velocity-a" not in velocity_ids(redis_port, bucket, first["customer_id"]):
+    while "e2e-velocity-a" not in velocity_ids(redis_tls, bucket, first["customer_id"]):
         assert time.monotonic() < deadline, "the velocity push never reached Redis"
         time.sleep(0.5)
     code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
@@ -285,7 +297,7 @@ def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_label
 
 
 def test_locust_meets_its_slo_gates_through_the_pod(
-    pod: Pod, workspace: Path, e2e_root: Path
+    pod: Pod, workspace: Path, e2e_root: Path, timings: dict[str, float]
 ) -> None:
     out = e2e_root / "locust"
     out.mkdir(exist_ok=True)
@@ -303,6 +315,13 @@ def test_locust_meets_its_slo_gates_through_the_pod(
     report = done.stdout[-3000:] + done.stderr[-3000:]
     assert done.returncode == 0, report
     assert "all SLO gates passed" in report, report
+    timings["api RSS after Locust (MiB)"] = pod.rss_mb("api")
+    import csv
+
+    with (out / "locust_stats.csv").open() as stats:
+        (total,) = [row for row in csv.DictReader(stats) if row["Name"] == "Aggregated"]
+    for column in ("Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%"):
+        timings[f"locust {column}"] = float(total[column])
 
 
 def test_sigterm_drains_with_no_failed_request(pod: Pod) -> None:
@@ -346,10 +365,10 @@ def test_sigterm_drains_with_no_failed_request(pod: Pod) -> None:
 
 def test_a_pod_on_an_empty_store_is_not_ready_until_the_job_loads_it(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    bucket: Path, redis_port: int, pod: Pod,
+    bucket: Path, redis_tls: RedisServer, pod: Pod,
 ) -> None:  # fmt: skip
-    subprocess.run(["redis-cli", "-p", str(redis_port), "flushall"], check=True)
-    empty = scoring_pod(rendered, images, podman, e2e_root, redis_port, "fraud-scoring-empty")
+    redis_tls.flush()
+    empty = scoring_pod(rendered, images, podman, e2e_root, redis_tls, "fraud-scoring-empty")
     empty.start()
     try:
         time.sleep(20)  # started, probed for a while
@@ -359,10 +378,66 @@ def test_a_pod_on_an_empty_store_is_not_ready_until_the_job_loads_it(
         assert code == 503 and ready["feature_store"]["status"] == "empty", ready
         code, _ = request(port_of(empty), "GET", "/healthz", key=None)
         assert code == 200  # alive: nothing a restart would fix
-        materialize(rendered, images, podman, e2e_root, bucket, redis_port, "materialize-2")
+        materialize(rendered, images, podman, e2e_root, bucket, redis_tls, "materialize-2")
         empty.wait_ready(timeout=90)  # the periodic check sees the data: no restart needed
         assert container.restarts == 0
         smoke(f"http://127.0.0.1:{port_of(empty)}", API_KEY, ready_timeout=10)
     finally:
         print("\n".join(empty.events))
         empty.remove()
+
+
+def velocity_counts(port: int) -> tuple[float, float]:
+    """(customers pushed, push failures) from the service's /metrics."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+
+    def total(name: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    return total("fraud_velocity_pushed_customers_total"), total(
+        "fraud_velocity_push_failures_total"
+    )
+
+
+# docs/containers.md's two recipes (the Dockerfile's own defaults: SQLite baked in).
+RECIPES = {
+    "writable root": [],
+    "read-only root": [
+        "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/srv/fraud/var:rw,mode=0750,U",
+        "--env", "FEATURE_REPO=var/feature_repo",
+    ],
+}  # fmt: skip
+READ_ONLY_COMMAND = ["sh", "-c", "cp -R feature_repo var/ && exec python -m app"]
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_the_image_run_as_documented_serves_and_pushes_velocity(
+    recipe: str, images: dict[str, str], podman: Any
+) -> None:
+    """Before, every push of a plain `docker run` failed ("attempt to write a readonly
+    database"), and the read-only variant did not start."""
+    port = free_port()
+    name = f"fraud-scoring-run-{recipe.replace(' ', '-')}"
+    command = READ_ONLY_COMMAND if RECIPES[recipe] else []
+    podman(
+        "run", "--detach", "--rm", "--no-healthcheck", "--name", name, "--network", "slirp4netns",
+        "--publish", f"127.0.0.1:{port}:8000", *RECIPES[recipe], images["fraud-scoring:0.4.0"],
+        *command,
+    )  # fmt: skip
+    try:
+        answer = smoke(f"http://127.0.0.1:{port}", None, ready_timeout=60)
+        assert answer["degraded"] == []
+        deadline = time.monotonic() + 10
+        while velocity_counts(port)[0] < 1:
+            assert time.monotonic() < deadline, podman("logs", name, check=False).stderr[-3000:]
+            time.sleep(0.2)
+        assert velocity_counts(port)[1] == 0
+    finally:
+        podman("stop", "--time", "5", name, check=False)
