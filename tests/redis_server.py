@@ -248,6 +248,16 @@ def redis_feast_repo(
     return target, name
 
 
+def load_record(repo: Path, yaml_name: str, feature_service: str = SERVICE) -> Any:
+    """The load record in the online store of ``repo``/``yaml_name`` (None: none)."""
+    from feature_repo.feast_runtime import import_feast
+    from feature_repo.online_status import read_load_record
+
+    feast = import_feast()
+    store = feast.FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
+    return read_load_record(store, feature_service)
+
+
 class StallingProxy:
     """A TCP proxy to ``host:port`` that can stall: while stalled, it accepts
     connections and reads what clients send but never answers or forwards anything."""

@@ -23,6 +23,7 @@ from tests.redis_server import (
     SERVICE,
     RedisServer,
     StallingProxy,
+    load_record,
     redis_feast_repo,
     write_redis_yaml,
 )
@@ -49,10 +50,8 @@ def _known(client: TestClient, recent: pd.DataFrame, **changes: Any) -> dict[str
     """A transaction of the canary customer at the canary terminal just before the load's
     end, as the smoke test builds it (it reads ``GET /v1/features/status``; this reads
     the record from the app's own store, so the fault tests also run on older code)."""
-    from feature_repo.online_status import read_load_record
-
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    record = read_load_record(runtime.features.store, SERVICE)
+    settings = client.app.state.runtime.settings  # type: ignore[attr-defined]
+    record = load_record(settings.feature_repo, settings.feature_store_yaml)
     body = as_request(
         recent.iloc[0],
         customer_id=record.views["customer_features"].canary,

@@ -24,6 +24,7 @@ from tests import redis_server as redis_fixtures
 from tests.redis_server import (
     SERVICE,
     RedisServer,
+    load_record,
     make_tls_files,
     redis_feast_repo,
     write_redis_yaml,
@@ -136,7 +137,7 @@ def test_a_new_entity_is_not_stale_on_redis(redis_repo: tuple[Path, str]) -> Non
     """Feast's Redis store answers a missing key with empty values and a 1970 timestamp;
     the service must read that as unknown (NaN), which it flags ``new_entity``."""
     features = _open(*redis_repo)
-    record = read_load_record(features.store, SERVICE)
+    record = load_record(*redis_repo)
     assert record is not None
     known = record.views["customer_features"].canary
     assert known is not None
@@ -156,7 +157,7 @@ def test_redis_and_sqlite_return_the_same_features(
 ) -> None:
     redis = _open(*redis_repo)
     sqlite = _open(feast_repo, "feature_store.yaml")
-    record = read_load_record(redis.store, SERVICE)
+    record = load_record(*redis_repo)
     assert record is not None
     ids = {
         "customer_id": [record.views["customer_features"].canary or "", "C-never-seen"],
