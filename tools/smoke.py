@@ -77,7 +77,7 @@ def wait_ready(base: str, timeout: float, context: ssl.SSLContext | None) -> dic
 def known_transaction(status: dict[str, Any]) -> dict[str, Any]:
     """An ordinary purchase of the store's canary customer at its canary terminal, an
     hour before the time the store's data is current to."""
-    load = status.get("load")
+    load = status.get("record")
     if not load:
         raise SmokeFailure(f"the online store holds no load record: {status}")
     views = load["views"]

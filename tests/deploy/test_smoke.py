@@ -42,7 +42,7 @@ def test_every_degraded_answer_is_a_problem(change: dict[str, Any], expected: st
 
 def test_the_transaction_is_the_load_records_known_customer_before_its_end() -> None:
     status = {
-        "load": {
+        "record": {
             "end": "2025-04-16T00:00:01+00:00",
             "views": {
                 "customer_features": {"entities": 3, "canary": "C1"},
@@ -54,7 +54,7 @@ def test_the_transaction_is_the_load_records_known_customer_before_its_end() -> 
     assert (body["customer_id"], body["terminal_id"]) == ("C1", "T9")
     assert body["timestamp"] == "2025-04-15T23:00:01+00:00"
     with pytest.raises(SmokeFailure, match="no load record"):
-        known_transaction({"load": None})
+        known_transaction({"record": None})
 
 
 @pytest.mark.slow

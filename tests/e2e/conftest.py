@@ -118,9 +118,17 @@ def podman() -> Any:
     return podman_runner(containers_env())
 
 
+def image_id(tag: str) -> str | None:
+    done = podman_runner(containers_env())(
+        "image", "inspect", "--format", "{{.Id}}", tag, check=False
+    )
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 @pytest.fixture(scope="session")
 def images(workspace: Path, timings: dict[str, float]) -> dict[str, str]:
-    """The two images built from the workspace; manifest name -> local image."""
+    """The two images built from the workspace; manifest name -> local image. The previous
+    run's images are removed once replaced (their cached layers stay for the next build)."""
     began = time.monotonic()
     base = ensure_base_image()
     timings["base image"] = time.monotonic() - began
@@ -128,7 +136,10 @@ def images(workspace: Path, timings: dict[str, float]) -> dict[str, str]:
     for dockerfile, name in (("Dockerfile", SERVING), ("Dockerfile.train", TRAINING)):
         tag = f"localhost/{name.split(':')[0]}:{E2E_TAG}"
         began = time.monotonic()
+        previous = image_id(tag)
         result = build(workspace / dockerfile, workspace, tag, base=base)
+        if previous is not None and previous != image_id(tag):
+            podman_runner(containers_env())("rmi", previous, check=False)
         timings[f"build {dockerfile}"] = time.monotonic() - began
         timings[f"size {dockerfile} (MB)"] = result.size_bytes / 1e6
         built[name] = tag

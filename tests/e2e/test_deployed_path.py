@@ -196,7 +196,7 @@ def known(pod: Pod) -> dict[str, Any]:
 def purchase(status: dict[str, Any], transaction_id: str, seconds: float = 0.0) -> dict[str, Any]:
     from datetime import datetime, timedelta
 
-    load = status["load"]
+    load = status["record"]
     at = datetime.fromisoformat(load["end"].replace("Z", "+00:00")) - timedelta(hours=1)
     return {
         "transaction_id": transaction_id,
