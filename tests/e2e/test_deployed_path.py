@@ -324,7 +324,7 @@ def test_locust_meets_its_slo_gates_through_the_pod(
         timings[f"locust {column}"] = float(total[column])
 
 
-def test_sigterm_drains_with_no_failed_request(pod: Pod) -> None:
+def test_sigterm_drains_with_no_failed_request(pod: Pod, timings: dict[str, float]) -> None:
     """preStop, then SIGTERM: requests keep coming during preStop (endpoints are being
     removed), stop once SIGTERM is due, and every one sent gets its answer."""
     status = known(pod)
@@ -357,6 +357,8 @@ def test_sigterm_drains_with_no_failed_request(pod: Pod) -> None:
         thread.join(timeout=60)
     assert errors == [], errors
     assert results and set(results) == {200}, sorted(set(results))
+    timings["delete: preStop + drain (s)"] = took
+    timings["drain test: requests answered, all 200"] = len(results)
     assert pod.exit_code("api") == 0, pod.logs()
     grace = pod.spec["terminationGracePeriodSeconds"]
     assert took < grace, f"the drain took {took:.1f} s, past the {grace} s grace period"
