@@ -202,12 +202,11 @@ def _read_sqlite(path: Path, feature_service: str | None) -> list[str]:
         if exists is None:
             return []
         if feature_service is None:
-            rows = connection.execute(f"SELECT record FROM {SQLITE_TABLE}").fetchall()
+            query = f"SELECT record FROM {SQLITE_TABLE}"  # nosec B608 # a module constant
+            rows = connection.execute(query).fetchall()
         else:
-            rows = connection.execute(
-                f"SELECT record FROM {SQLITE_TABLE} WHERE feature_service = ?",
-                (feature_service,),
-            ).fetchall()
+            query = f"SELECT record FROM {SQLITE_TABLE} WHERE feature_service = ?"  # nosec B608
+            rows = connection.execute(query, (feature_service,)).fetchall()
     finally:
         connection.close()
     return [str(row[0]) for row in rows]

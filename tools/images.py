@@ -167,7 +167,9 @@ def ensure_base_image(tag: str = BASE_TAG, *, force: bool = False) -> str:
             raise SystemExit(f"{tool} is missing: make containers")
     root = as_root()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="fraud-base-", dir="/var/tmp") as scratch:
+    # /var/tmp, not /tmp: a tmpfs /tmp may be too small or nodev for a 300 MB root filesystem.
+    scratch_dir = "/var/tmp"  # nosec B108 # a private TemporaryDirectory (mode 0700) inside it
+    with tempfile.TemporaryDirectory(prefix="fraud-base-", dir=scratch_dir) as scratch:
         rootfs = Path(scratch) / "rootfs"
         try:
             subprocess.run(
