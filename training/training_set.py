@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from feature_repo.feast_runtime import import_feast
+from feature_repo.online_load import open_store, working_directory
 from training.params import load_params
 from training.split import TimeSplit
 
@@ -36,26 +33,9 @@ ID_COLUMNS = ("transaction_id", "timestamp", "customer_id", "terminal_id", "amou
 META_COLUMNS = (*ID_COLUMNS, LABEL, "fraud_scenario", "period", "part")
 
 
-@contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    # Feast's DuckDB store resolves FileSource paths against the working directory.
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
 def training_store(repo: Path) -> Any:
     """A ``FeatureStore`` on ``repo`` whose offline store is DuckDB."""
-    import_feast()
-    from feast import FeatureStore
-    from feast.repo_config import load_repo_config
-
-    config = load_repo_config(repo, repo / "feature_store.yaml")
-    config.offline_config = {"type": "duckdb"}
-    return FeatureStore(repo_path=str(repo), config=config)
+    return open_store(repo)
 
 
 def service_features(store: Any, service_name: str) -> list[str]:

@@ -10,7 +10,6 @@ the online store is a TLS redis-server reached the way pods reach Memorystore
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import yaml
 from tests import redis_server as redis_fixtures
 from tests.conftest import ROOT, tiny_params_dict
 from tests.e2e.pod_runner import render
+from tests.projects import init_dvc_project, run
 from tools.images import build, containers_env, ensure_base_image
 
 # Debian's redis-server with TLS only and a certificate made like Memorystore's (its
@@ -34,17 +34,6 @@ OVERLAY = ROOT / "k8s" / "overlays" / "local-redis"
 SERVING = "fraud-scoring:0.4.0"  # the names the manifests use
 TRAINING = "fraud-training:0.4.0"
 E2E_TAG = "e2e"
-
-
-def _run(cwd: Path, *args: str, timeout: float = 1200) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=timeout
-    )
-    assert done.returncode == 0, (
-        f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    )
-    return done.stdout + done.stderr
 
 
 def tracked_files() -> list[str]:
@@ -74,21 +63,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float
         target.chmod((ROOT / name).stat().st_mode)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
     (root / "data.dvc").unlink(missing_ok=True)
-    _run(root, "git", "init", "-q")
-    _run(
-        root,
-        sys.executable,
-        "-m",
-        "dvc",
-        "remote",
-        "add",
-        "-f",
-        "-d",
-        "local",
-        str(root.parent / "remote"),
-    )
-    _run(root, sys.executable, "-m", "training.datasets", "sync")
-    _run(root, sys.executable, "-m", "dvc", "repro", "evaluate")
+    init_dvc_project(root)
+    run(root, sys.executable, "-m", "training.datasets", "sync", timeout=1200)
+    run(root, sys.executable, "-m", "dvc", "repro", "evaluate", timeout=1200)
     assert (root / "models" / "bundle" / "MANIFEST.json").is_file()
     timings["tiny pipeline (make data + dvc repro evaluate)"] = time.monotonic() - began
     return root

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, tiny_params_dict
+from tests.projects import init_dvc_project, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COPIED = (
@@ -37,13 +36,6 @@ COPIED = (
 )
 
 
-def _run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git + DVC project copy with tiny params and its own local remote."""
@@ -56,31 +48,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy(source, target)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
-    _run(root, "git", "init", "-q")
-    _run(
-        root,
-        sys.executable,
-        "-m",
-        "dvc",
-        "remote",
-        "add",
-        "-f",
-        "-d",
-        "local",
-        str(root.parent / "remote"),
-    )
+    init_dvc_project(root)
     return root
 
 
 def test_sync_builds_tracks_and_pushes(project: Path) -> None:
-    out = _run(project, sys.executable, "-m", "training.datasets", "sync")
+    out = run(project, sys.executable, "-m", "training.datasets", "sync")
     assert "built and tracked in data.dvc" in out
     assert (project / "data.dvc").exists()
-    assert "up to date" in _run(project, sys.executable, "-m", "training.datasets", "sync")
+    assert "up to date" in run(project, sys.executable, "-m", "training.datasets", "sync")
 
 
 def test_repro_runs_the_whole_pipeline(project: Path) -> None:
-    _run(project, sys.executable, "-m", "dvc", "repro")
+    run(project, sys.executable, "-m", "dvc", "repro")
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == {
         "data",
@@ -126,7 +106,7 @@ def test_repro_runs_the_whole_pipeline(project: Path) -> None:
     record = json.loads((project / "feature_repo/data/materialized.json").read_text())
     assert record["feature_service"] == "fraud_detection_v2"
     assert record["entities"]["customer_features"] > 0
-    assert "Data and pipelines are up to date" in _run(
+    assert "Data and pipelines are up to date" in run(
         project, sys.executable, "-m", "dvc", "status"
     )
 
@@ -135,15 +115,15 @@ def test_pull_restores_the_exact_data(project: Path) -> None:
     tracked = (project / "data.dvc").read_text()
     shutil.rmtree(project / "data")
     shutil.rmtree(project / ".dvc/cache")
-    _run(project, sys.executable, "-m", "dvc", "pull", "data.dvc")
-    out = _run(project, sys.executable, "-m", "training.datasets", "sync")
+    run(project, sys.executable, "-m", "dvc", "pull", "data.dvc")
+    out = run(project, sys.executable, "-m", "training.datasets", "sync")
     assert "up to date" in out
     assert (project / "data.dvc").read_text() == tracked
 
 
 def test_sync_pulls_when_data_is_missing(project: Path) -> None:
     shutil.rmtree(project / "data")
-    assert "pulled from the DVC remote" in _run(
+    assert "pulled from the DVC remote" in run(
         project, sys.executable, "-m", "training.datasets", "sync"
     )
 
@@ -151,6 +131,6 @@ def test_sync_pulls_when_data_is_missing(project: Path) -> None:
 def test_rerun_rebuilds_a_deleted_online_store_and_keeps_the_lock(project: Path) -> None:
     lock = (project / "dvc.lock").read_text()
     (project / "feature_repo/data/online_store.db").unlink()
-    _run(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "materialize")
+    run(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "materialize")
     assert (project / "feature_repo/data/online_store.db").stat().st_size > 0
     assert (project / "dvc.lock").read_text() == lock
