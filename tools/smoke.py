@@ -6,7 +6,9 @@ terminal the online store holds (the load record's canaries) and up to when its 
 current, scores one ordinary purchase of that customer at that terminal just before then,
 and exits non-zero when the answer is not a full model answer: any ``degraded`` entry
 (``customer_features:stale``, ``feature_store:error``, ...), a rules fallback, or any
-HTTP or shape problem. Standard library only, so CI runners and release jobs run it with
+HTTP or shape problem. Only an answer whose lookup missed its time budget
+(``feature_store:timeout`` alone, as a pod's first connection to the store may) is scored
+again, at most three times in all. Standard library only, so CI runners and release jobs run it with
 their own ``python3``. Used by ``make e2e``, ci.yml's docker job and deploy.yml.
 
     python3 tools/smoke.py --url http://127.0.0.1:8000
@@ -26,6 +28,8 @@ import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+TIMEOUT = "feature_store:timeout"
 
 
 class SmokeFailure(Exception):
@@ -114,7 +118,7 @@ def problems(answer: dict[str, Any]) -> list[str]:
 
 
 def smoke(
-    base: str, key: str | None, ready_timeout: float, insecure: bool = False
+    base: str, key: str | None, ready_timeout: float, insecure: bool = False, attempts: int = 3
 ) -> dict[str, Any]:
     """Run the checks; the prediction when all pass, else :class:`SmokeFailure`."""
     context = ssl._create_unverified_context() if insecure else None  # nosec B323 # noqa: S323
@@ -124,14 +128,20 @@ def smoke(
     status_code, status = call(f"{base}/v1/features/status", key, context=context)
     if status_code != 200:
         raise SmokeFailure(f"GET /v1/features/status: {status_code} {status}")
-    transaction = known_transaction(status)
-    code, answer = call(f"{base}/v1/predict", key, transaction, context=context)
-    if code != 200:
-        raise SmokeFailure(f"POST /v1/predict: {code} {answer}")
-    found = problems(answer)
-    if found:
-        raise SmokeFailure(f"known customer {transaction['customer_id']}: " + "; ".join(found))
-    return dict(answer)
+    for attempt in range(1, attempts + 1):
+        transaction = known_transaction(status)
+        code, answer = call(f"{base}/v1/predict", key, transaction, context=context)
+        if code != 200:
+            raise SmokeFailure(f"POST /v1/predict: {code} {answer}")
+        found = problems(answer)
+        if not found:
+            return dict(answer)
+        # A lookup that missed its time budget once (a pod's first connection to the store)
+        # is worth another try; any other degradation fails at once.
+        if answer.get("degraded") != [TIMEOUT] or attempt == attempts:
+            break
+        print(f"smoke: attempt {attempt}: {TIMEOUT}, scoring again", file=sys.stderr)
+    raise SmokeFailure(f"known customer {transaction['customer_id']}: " + "; ".join(found))
 
 
 def api_key(args: argparse.Namespace) -> str | None:

@@ -81,3 +81,53 @@ def test_it_passes_on_the_real_service_and_fails_without_its_online_data(
             smoke(f"http://127.0.0.1:{port}", None, ready_timeout=15)
     finally:
         server.stop()
+
+
+def scripted(answers: list[dict[str, Any]]) -> tuple[Any, list[str]]:
+    """A stand-in for ``tools.smoke.call``: ready, a load record, then ``answers``."""
+    record = {
+        "record": {
+            "end": "2025-04-16T00:00:01+00:00",
+            "views": {"customer_features": {"canary": "C1"}, "terminal_features": {"canary": "T9"}},
+        }
+    }
+    calls: list[str] = []
+
+    def call(url: str, *_: Any, **__: Any) -> tuple[int, Any]:
+        calls.append(url.rsplit("/", 1)[-1])
+        if url.endswith("/readyz"):
+            return 200, {"status": "ready"}
+        if url.endswith("/status"):
+            return 200, record
+        return 200, answers.pop(0)
+
+    return call, calls
+
+
+def test_a_budget_miss_alone_is_scored_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    call, calls = scripted([FULL | {"degraded": ["feature_store:timeout"]}, FULL])
+    monkeypatch.setattr("tools.smoke.call", call)
+    assert smoke("http://x", None, ready_timeout=1)["degraded"] == []
+    assert calls.count("predict") == 2
+
+
+@pytest.mark.parametrize(
+    "degraded",
+    [["customer_features:stale"], ["feature_store:error"], ["feature_store:timeout", "x:stale"]],
+)
+def test_any_other_degradation_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, degraded: list[str]
+) -> None:
+    call, calls = scripted([FULL | {"degraded": degraded}, FULL])
+    monkeypatch.setattr("tools.smoke.call", call)
+    with pytest.raises(SmokeFailure, match="degraded"):
+        smoke("http://x", None, ready_timeout=1)
+    assert calls.count("predict") == 1
+
+
+def test_a_store_that_keeps_missing_its_budget_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    call, calls = scripted([FULL | {"degraded": ["feature_store:timeout"]}] * 3)
+    monkeypatch.setattr("tools.smoke.call", call)
+    with pytest.raises(SmokeFailure, match="timeout"):
+        smoke("http://x", None, ready_timeout=1)
+    assert calls.count("predict") == 3

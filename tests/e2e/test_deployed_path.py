@@ -224,10 +224,20 @@ def test_the_pod_is_ready_and_a_known_customer_gets_a_full_answer(pod: Pod) -> N
 
 
 def test_an_unknown_customer_is_a_new_entity_not_stale(pod: Pod) -> None:
-    body = purchase(known(pod), "e2e-new-1") | {"customer_id": "C-NEVER-SEEN"}
-    status, answer = request(port_of(pod), "POST", "/v1/predict", body)
-    assert status == 200, answer
-    assert answer["degraded"] == ["customer_features:new_entity"]
+    """Never `stale` (Redis answers a missing key with a 1970 timestamp). An answer whose
+    whole lookup missed the 50 ms budget (`feature_store:timeout`: a new TLS connection
+    through Podman's user-space network on a busy host) says nothing either way, so the
+    purchase is sent again; at least one answer must see the store."""
+    flags = []
+    for attempt in range(3):
+        body = purchase(known(pod), f"e2e-new-{attempt}") | {"customer_id": "C-NEVER-SEEN"}
+        status, answer = request(port_of(pod), "POST", "/v1/predict", body)
+        assert status == 200, answer
+        flags.append(answer["degraded"])
+        if answer["degraded"] != ["feature_store:timeout"]:
+            break
+    assert flags[-1] == ["customer_features:new_entity"], (flags, pod.logs()[-3000:])
+    assert not any(flag.endswith(":stale") for answer in flags for flag in answer)
 
 
 def test_the_api_needs_its_key(pod: Pod) -> None:
@@ -284,6 +294,14 @@ def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_label
 
     code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
     assert code == 200 and label["status"] == "duplicate", label  # the label log survived
+    # The restarted container's first lookup opens its TLS connections, which through
+    # Podman's user-space network may miss the 50 ms budget: warm it on another customer.
+    request(
+        port_of(pod),
+        "POST",
+        "/v1/predict",
+        purchase(status, "e2e-warm") | {"customer_id": "C-WARM"},
+    )
     # Same purchase a second later: only its velocity differs, and after the restart the
     # service can only know about the first one from Redis.
     second = purchase(status, "e2e-velocity-b", seconds=1)
