@@ -45,6 +45,7 @@ from feature_repo.velocity import (
 )
 
 FeatureReader = Literal["auto", "feast"]
+WARM_UP_ID = "__warm_up__"  # an entity id no store holds
 
 
 class FeatureStoreError(Exception):
@@ -233,6 +234,20 @@ class OnlineFeatures:
             if np.isnan(found[spec.name].event_seconds[row]):
                 missing.append(spec.name)
         return missing
+
+    def warm_up(self) -> None:
+        """Read an id no store holds through every view (and the velocity state): the
+        lookup path's first connection (for Redis with TLS, a handshake that can take longer
+        than the lookup budget) is opened at start-up, not by the first request. A no-op
+        for SQLite: a file costs nothing to open, and one opened early would keep being
+        read after it is deleted."""
+        if self._config.online_store.type == "sqlite":
+            return
+        ids = {key: [WARM_UP_ID] for key in {spec.join_key for spec in self.views}}
+        ids.setdefault("customer_id", [WARM_UP_ID])
+        ids.setdefault("terminal_id", [WARM_UP_ID])
+        self.read(ids)
+        self.read_states([WARM_UP_ID])
 
     def read_states(self, customer_ids: Sequence[str]) -> list[VelocityState]:
         """The stored velocity state of each customer (empty when none)."""

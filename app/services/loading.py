@@ -77,7 +77,7 @@ def load_scoring(
     """Open the feature store and load the bundle named by ``settings``; with
     ``push_velocity`` (the API), scored transactions update the velocity state."""
     try:
-        features: OnlineFeatures | None = OnlineFeatures.open(
+        opened = OnlineFeatures.open(
             settings.feature_repo,
             settings.feature_store_yaml,
             settings.feature_service,
@@ -85,6 +85,11 @@ def load_scoring(
             busy_timeout_s=settings.feature_timeout_ms / 1000,
             socket_timeout_s=settings.feature_store_socket_timeout_ms / 1000,
         )
+        try:
+            opened.warm_up()
+        except Exception as exc:  # an outage now is the readiness check's to report
+            log.warning("online store warm-up failed", extra={"fields": {"error": repr(exc)}})
+        features: OnlineFeatures | None = opened
         feature_problem = None
     except FeatureStoreError as exc:
         features, feature_problem = None, str(exc)

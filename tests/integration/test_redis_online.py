@@ -192,6 +192,26 @@ def test_the_service_bounds_its_redis_client(redis_repo: tuple[Path, str]) -> No
     features.close()
 
 
+def test_the_warm_up_opens_the_connection_the_first_lookup_uses(
+    redis_repo: tuple[Path, str],
+) -> None:
+    """A pod's first request must not pay for the connection (a TLS handshake can take
+    longer than the lookup budget): load_scoring warms the lookup path before ready."""
+    features = _open(*redis_repo)
+    pool = (
+        features.store._get_provider()
+        .online_store._get_client(features.store.config.online_store)
+        .connection_pool
+    )
+    assert pool._created_connections == 0
+    features.warm_up()
+    assert pool._created_connections == 1 and len(pool._available_connections) == 1
+    features.read({"customer_id": ["C000000"], "terminal_id": ["T000000"]})
+    features.read_states(["C000000"])
+    assert pool._created_connections == 1  # the request reused it
+    features.close()
+
+
 # --- Memorystore TLS -------------------------------------------------------------------
 
 
