@@ -3,8 +3,8 @@
 #
 # Build it AFTER `make train` (or `make demo`): models/bundle/ and feature_repo/data/
 # {registry.db,online_store.db} are pipeline outputs, git-ignored, and must exist in the
-# build context. models/card/ (the dashboard's model card, `make audit`) is optional: without
-# it the dashboard says there is no card.
+# build context. models/card/ (the model card, from `make demo` or `make audit`) is
+# optional: without it the dashboard says there is no card.
 #   docker build -t fraud-scoring:0.4.0 .
 #   docker run --rm -p 127.0.0.1:8000:8000 fraud-scoring:0.4.0
 # (the baked SQLite store belongs to the service user, so velocity pushes work). Read-only
@@ -47,7 +47,7 @@ RUN python -m venv /opt/venv \
 WORKDIR /srv/fraud
 COPY feature_repo/*.py feature_repo/feature_store.yaml feature_repo/feature_store.gke.yaml \
      ./feature_repo/
-# models/: .dockerignore lets only bundle/ and, when `make audit` made it, card/ through.
+# models/: .dockerignore lets only bundle/ and (after `make demo` or `make audit`) card/ in.
 COPY models/ ./models/
 COPY app/ ./app/
 RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash app feature_repo \
