@@ -37,7 +37,6 @@ from tools.smoke import smoke
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 API_KEY = "e2e-key-0123456789abcdef"
 SERVICE = "fraud_detection_v2"
-LABEL = {"transaction_id": "e2e-velocity-a", "is_fraud": False}
 HEADERS = {"Content-Type": "application/json", "X-API-Key": API_KEY}
 
 
@@ -212,6 +211,21 @@ def purchase(status: dict[str, Any], transaction_id: str, seconds: float = 0.0) 
     }
 
 
+def full_answer(pod: Pod, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score ``body`` and expect a full answer. A lookup that missed its 50 ms budget
+    alone (``feature_store:timeout``: this host is busy and its pod network is user-space)
+    is scored again under a new id, at most three times in all, as tools/smoke.py does;
+    any other degradation fails. The body and answer that were full."""
+    for attempt in range(3):
+        sent = body | {"transaction_id": f"{body['transaction_id']}-{attempt}"}
+        code, answer = request(port_of(pod), "POST", "/v1/predict", sent)
+        assert code == 200, answer
+        if answer["degraded"] != ["feature_store:timeout"]:
+            break
+    assert answer["degraded"] == [], answer
+    return sent, answer
+
+
 def test_the_job_loads_every_view_of_the_service_into_redis(
     loaded: int, redis_tls: RedisServer
 ) -> None:
@@ -275,14 +289,13 @@ def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_label
     pod: Pod, redis_tls: RedisServer, bucket: Path
 ) -> None:
     status = known(pod)
-    first = purchase(status, "e2e-velocity-a")
-    code, answer_a = request(port_of(pod), "POST", "/v1/predict", first)
-    assert code == 200 and answer_a["degraded"] == [], answer_a
+    first, answer_a = full_answer(pod, purchase(status, "e2e-velocity-a"))
     deadline = time.monotonic() + 10
-    while "e2e-velocity-a" not in velocity_ids(redis_tls, bucket, first["customer_id"]):
+    while first["transaction_id"] not in velocity_ids(redis_tls, bucket, first["customer_id"]):
         assert time.monotonic() < deadline, "the velocity push never reached Redis"
         time.sleep(0.5)
-    code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
+    label_body = {"transaction_id": first["transaction_id"], "is_fraud": False}
+    code, label = request(port_of(pod), "POST", "/v1/feedback", label_body)
     assert code == 200 and label["status"] == "recorded", label
 
     restarts = pod.containers[0].restarts
@@ -292,13 +305,11 @@ def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_label
         assert time.monotonic() < deadline, f"not restarted and ready: {pod.events}"
         time.sleep(0.5)
 
-    code, label = request(port_of(pod), "POST", "/v1/feedback", LABEL)
+    code, label = request(port_of(pod), "POST", "/v1/feedback", label_body)
     assert code == 200 and label["status"] == "duplicate", label  # the label log survived
     # Same purchase a second later: only its velocity differs, and after the restart the
     # service can only know about the first one from Redis.
-    second = purchase(status, "e2e-velocity-b", seconds=1)
-    code, answer_b = request(port_of(pod), "POST", "/v1/predict", second)
-    assert code == 200 and answer_b["degraded"] == [], answer_b
+    _, answer_b = full_answer(pod, purchase(status, "e2e-velocity-b", seconds=1))
     assert answer_b["fraud_probability"] != answer_a["fraud_probability"]
     assert (answer_b["ae_score"], answer_b["clf_score"]) != (
         answer_a["ae_score"],
