@@ -33,14 +33,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.server import free_port
+
 MEMORYSTORE_CN = "Google Cloud Memorystore Redis Server"
 MEMORYSTORE_IP = "10.20.0.3"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

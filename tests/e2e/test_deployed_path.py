@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.server import free_port
 from tests.conftest import ROOT
 from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod
 from tests.redis_server import RedisServer
@@ -38,12 +38,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 API_KEY = "e2e-key-0123456789abcdef"
 SERVICE = "fraud_detection_v2"
 HEADERS = {"Content-Type": "application/json", "X-API-Key": API_KEY}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def request(
