@@ -9,9 +9,15 @@ import gc
 # what was loaded and turns collection back on once the service is ready.
 gc.disable()
 
+import asyncio  # noqa: E402
+from functools import partial  # noqa: E402
+from typing import cast  # noqa: E402
+
 import uvicorn  # noqa: E402
 
 from app.core.config import Settings  # noqa: E402
+from app.server.http_protocol import EdgeProtocol  # noqa: E402
+from app.server.limits import EdgeLimits  # noqa: E402
 
 # In-flight requests get this long to finish after SIGTERM (the Kubernetes Deployment's
 # termination grace period covers it plus its preStop pause).
@@ -20,6 +26,11 @@ GRACEFUL_SHUTDOWN_SECONDS = 20
 
 def main() -> None:
     settings = Settings()
+    limits = EdgeLimits.from_settings(settings)
+    # h11 under the edge limits (app/server/), not httptools: see docs/reliability.md
+    # ("Edge") for the measurements behind the choice. A partial pickles, so each worker
+    # process of WORKERS > 1 gets the same limits.
+    protocol = cast("type[asyncio.Protocol]", partial(EdgeProtocol, limits=limits))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -30,6 +41,9 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=settings.keep_alive_seconds,
+        http=protocol,
+        loop="uvloop",
+        h11_max_incomplete_event_size=limits.max_header_bytes,
     )
 
 

@@ -16,9 +16,7 @@ Launch = Callable[..., Server]
 
 
 @pytest.fixture
-def launch(
-    tiny_bundle: Path, feast_repo: Path, tmp_path: Path
-) -> Iterator[Launch]:
+def launch(tiny_bundle: Path, feast_repo: Path, tmp_path: Path) -> Iterator[Launch]:
     """Start the service with extra settings (environment variable names); every process
     started is stopped (SIGTERM, then kill) at the end of the test."""
     started: list[Server] = []

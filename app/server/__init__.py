@@ -1,0 +1,1 @@
+"""The HTTP server edge: uvicorn protocol limits (``http_*`` settings)."""
