@@ -172,9 +172,16 @@ def _record(run: Run, status: int, latency: float) -> None:
 
 
 async def closed_loop(
-    host: str, port: int, requests: Requests, connections: int, duration: float
+    host: str,
+    port: int,
+    requests: Requests,
+    connections: int,
+    duration: float,
+    pause_after_refusal: float = 0.0,
 ) -> Run:
-    """Saturation: ``connections`` clients back to back for ``duration`` seconds."""
+    """Saturation: ``connections`` clients back to back for ``duration`` seconds; a client
+    whose request was refused (not 2xx) first waits ``pause_after_refusal`` seconds (a
+    client that honours ``Retry-After``)."""
     pool = [await _connect(host, port) for _ in range(connections)]
     cycle = _stream(requests)
     run = Run(seconds=duration)
@@ -189,6 +196,8 @@ async def closed_loop(
                 run.errors += 1
                 return
             _record(run, status, time.perf_counter() - began)
+            if pause_after_refusal and not 200 <= status < 300:
+                await asyncio.sleep(min(pause_after_refusal, stop - time.perf_counter()))
 
     began = time.perf_counter()
     await asyncio.gather(*(client(c) for c in pool))

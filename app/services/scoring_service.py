@@ -8,7 +8,10 @@ waits for company: a lone request is drained at once, alone. Under load the per-
 (the lookup's thread hop and query, NumPy's per-call overhead, the tracing spans) are
 shared, which is where most of a single transaction's time goes. The stage spans of a
 drained group are children of its first request's span (``scoring.coalesced`` says how
-many transactions it held). Batch requests are scored on their own, as before.
+many transactions it held). Batch requests are scored on their own: the lookup as any
+other, then assembly and prediction on a dedicated thread (one; the API's admission budget
+bounds how many batches queue for it), so a batch of 1,000 never holds the event loop
+(and every single request behind it) for the whole of its scoring.
 
 The lookup runs on one dedicated thread so a slow or locked online store can be
 abandoned after ``timeout_s``: the caller gets request-only features, flagged
@@ -30,8 +33,11 @@ the online store off the request path.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +55,9 @@ from feature_repo.velocity import VelocityState
 log = logging.getLogger(__name__)
 
 Span = Callable[[str], AbstractContextManager[Any]]
+BATCH_CHUNK = 50  # rows predicted between two releases of the GIL (about 1 ms of work)
+BATCH_YIELD = 2.0  # pause per chunk, in chunk times, while single requests come in
+SINGLES_RECENT_S = 0.1  # "while single requests come in": one arrived this recently
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -104,6 +113,10 @@ class ScoringService:
         self.coalesce_max = coalesce_max
         self._queue: list[_Queued] = []
         self._draining: asyncio.Task[None] | None = None
+        self._batches = ThreadPoolExecutor(1, thread_name_prefix="batch-scoring")
+        self._last_single = 0.0  # perf_counter of the last single request's arrival
+        self._batch_turn = asyncio.Lock()
+        self._batch_free_at = 0.0
 
     @property
     def has_velocity(self) -> bool:
@@ -212,7 +225,10 @@ class ScoringService:
 
     async def score(self, transactions: Sequence[RequestFields]) -> list[Prediction]:
         """Look up, assemble and predict, with a tracing span per stage."""
-        if len(transactions) != 1 or self.coalesce_max <= 1:
+        if len(transactions) > 1:
+            return await self._score_batch(transactions)
+        self._last_single = time.perf_counter()
+        if self.coalesce_max <= 1:
             return await self._score_now(transactions)
         answer: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(transactions[0], answer, otel_context.get_current()))
@@ -224,6 +240,55 @@ class ScoringService:
         with self.span("feature_lookup"):
             found = await self.lookup(transactions)
         return self.predict(self.rows(transactions, found))
+
+    async def _score_batch(self, transactions: Sequence[RequestFields]) -> list[Prediction]:
+        """One batch at a time; while single requests come in, each starts only after a
+        pause of ``BATCH_YIELD`` times the previous one's lookup and scoring, so back-to-
+        back batches leave the singles most of the core."""
+        async with self._batch_turn:
+            while (
+                self._singles_recent() and (pause := self._batch_free_at - time.perf_counter()) > 0
+            ):
+                await asyncio.sleep(pause)
+            began = time.perf_counter()
+            try:
+                with self.span("feature_lookup"):
+                    found = await self.lookup(transactions)
+                # The copied context keeps the stage spans under the request's span.
+                context = contextvars.copy_context()
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self._batches, context.run, self._predict_in_chunks, transactions, found
+                )
+            finally:
+                ended = time.perf_counter()
+                self._batch_free_at = ended + BATCH_YIELD * (ended - began)
+
+    def _singles_recent(self) -> bool:
+        return time.perf_counter() - self._last_single < SINGLES_RECENT_S
+
+    def _predict_in_chunks(
+        self, transactions: Sequence[RequestFields], found: Lookup, record: bool = True
+    ) -> list[Prediction]:
+        """``predict`` for a batch on the batch thread, ``BATCH_CHUNK`` rows at a time with
+        the GIL given up in between: a thread that held it for a whole batch would let the
+        event loop run only once per switch interval (5 ms) after each wait for I/O. While
+        single transactions come in, it also pauses ``BATCH_YIELD`` times as long as each
+        chunk took, so batches get at most a third of the core from them."""
+        rows = self.rows(transactions, found)
+        predictions: list[Prediction] = []
+        for i in range(0, len(rows.degraded), BATCH_CHUNK):
+            began = time.perf_counter()
+            part = FeatureRows(
+                {name: column[i : i + BATCH_CHUNK] for name, column in rows.columns.items()},
+                rows.degraded[i : i + BATCH_CHUNK],
+            )
+            predictions += self.predictor.predict(part, self.span)
+            # Read without a lock from this thread: a stale value only shifts one pause.
+            time.sleep(BATCH_YIELD * (time.perf_counter() - began) if self._singles_recent() else 0)
+        if record and self.velocity is not None:
+            self.velocity.record(rows.events)
+        return predictions
 
     async def _drain(self) -> None:
         """Score queued single transactions, group by group, until the queue is empty."""
@@ -268,7 +333,11 @@ class ScoringService:
             except Exception as exc:
                 log.warning("online feature lookup failed", extra={"fields": {"error": repr(exc)}})
                 found = self._failed(transactions, "error")
-        return self.predictor.predict(self.rows(transactions, found), self.span)
+        # Off the event loop, like a batch's, and recording nothing.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._batches, context.run, self._predict_in_chunks, transactions, found, False
+        )
 
     def score_blocking(self, transactions: Sequence[RequestFields]) -> list[Prediction]:
         return self.predict(self.rows(transactions, self.lookup_blocking(transactions)))
@@ -277,5 +346,6 @@ class ScoringService:
         if self.velocity is not None:
             self.velocity.close()
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._batches.shutdown(wait=False, cancel_futures=True)
         if self.features is not None:
             self.features.close()

@@ -4,6 +4,7 @@ gets its own answer, a lone request is not delayed, and a failure reaches every 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -98,3 +99,32 @@ def test_a_failure_reaches_every_waiting_request(
     *answers, after = asyncio.run(_with_service(settings_for(), work))
     assert all(isinstance(a, RuntimeError) for a in answers)
     assert after[0].decision_source == "model"
+
+
+def test_a_batch_is_scored_off_the_event_loop_in_chunks(
+    settings_for: Callable[..., Settings], recent: pd.DataFrame
+) -> None:
+    """Assembly and prediction of a batch run on the batch thread, a chunk at a time (the
+    GIL is given up between chunks); singles stay on the event loop; answers are the same."""
+    transactions = _transactions(recent, 120)
+    calls: list[tuple[str, int]] = []
+
+    async def work(service: Any) -> tuple[list[Any], list[Any]]:
+        predict = service.predictor.predict
+
+        def recording(rows: Any, stage: Any) -> Any:
+            calls.append((threading.current_thread().name, len(rows.degraded)))
+            return predict(rows, stage)
+
+        service.predictor.predict = recording
+        batch = await service.score(transactions)
+        singles = [(await service.score([t]))[0] for t in transactions[:3]]
+        return batch, singles
+
+    batch, singles = asyncio.run(_with_service(settings_for(), work))
+    assert [n for _, n in calls] == [50, 50, 20, 1, 1, 1]
+    assert all(name.startswith("batch-scoring") for name, _ in calls[:3])
+    assert all(name == threading.main_thread().name for name, _ in calls[3:])
+    for a, b in zip(batch, singles, strict=False):
+        assert a.fraud_probability == pytest.approx(b.fraud_probability, abs=1e-12)
+        assert a.reasons == b.reasons

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.schemas import BatchOut, ScoreOut, TransactionIn
 from app.services.feature_rows import assemble, entity_ids
 from app.services.features import OnlineFeatures
@@ -101,6 +104,72 @@ def test_the_batch_limit_is_a_setting(client_for: Any, recent: pd.DataFrame) -> 
     assert response.status_code == 413
     assert "at most 5" in response.json()["detail"]
     assert client.post("/v1/predict/batch", json={"transactions": []}).status_code == 422
+
+
+def test_a_batch_over_the_cap_is_413_before_its_transactions_are_validated(
+    client: TestClient, recent: pd.DataFrame
+) -> None:
+    rows = list(recent.itertuples())
+    bodies = [as_request(rows[i % len(rows)], transaction_id=f"t{i}") for i in range(1_001)]
+    response = client.post("/v1/predict/batch", json={"transactions": bodies})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "at most 1000 transactions per batch"}
+    bodies[-1] = {"not": "a transaction"}  # refused for its size, never validated
+    assert client.post("/v1/predict/batch", json={"transactions": bodies}).status_code == 413
+    assert client.post("/v1/predict/batch", content=b"").status_code == 422
+    documented = client.get("/openapi.json").json()["paths"]["/v1/predict/batch"]["post"]
+    assert {"413", "503"} <= set(documented["responses"])
+
+
+def test_a_slow_senders_time_is_not_the_services_latency(
+    settings_for: Any, recent: pd.DataFrame
+) -> None:
+    """``latency_ms``, the request metrics and the Live page count from the body's last
+    byte: a client that takes 300 ms to send its body does not make the service look slow."""
+    body = orjson.dumps(as_request(recent.iloc[0]))
+    app = create_app(settings_for())
+
+    async def scenario() -> tuple[dict[str, Any], bytes, dict[str, Any]]:
+        sent: list[Any] = []
+        chunks = [body[:10], body[10:]]
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(0.15)  # the client dribbles its body
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/predict",
+            "raw_path": b"/v1/predict",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json")],
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+        }
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+            metrics = app.state.runtime.metrics
+            live = metrics.live.snapshot(b"k") if metrics.live is not None else {}
+            return orjson.loads(sent[1]["body"]), metrics.render(), live
+
+    answer, metrics, live = asyncio.run(scenario())
+    assert answer["latency_ms"] < 150
+    sums = [
+        line
+        for line in metrics.decode().splitlines()
+        if line.startswith("fraud_http_request_duration_seconds_sum")
+        and 'route="/v1/predict"' in line
+    ]
+    assert len(sums) == 1 and float(sums[0].split()[-1]) < 0.15, sums
+    assert live["latency_ms"]["/v1/predict"]["max"] < 150, live["latency_ms"]
 
 
 def test_online_features_equal_feasts_own_online_path(

@@ -45,7 +45,10 @@ def test_sigterm_finishes_the_requests_in_flight(
     tiny_bundle: Path, feast_repo: Path, recent: pd.DataFrame, tmp_path: Path
 ) -> None:
     port = free_port()
-    server = serve(port, tiny_bundle, feast_repo, tmp_path, tmp_path / "server.log")
+    # Four batches at once: more than the default admission budget (2) would let in.
+    server = serve(
+        port, tiny_bundle, feast_repo, tmp_path, tmp_path / "server.log", ADMISSION_BATCH_LIMIT="4"
+    )
     rows = list(recent.itertuples())
     finished: list[float] = []
 
@@ -104,7 +107,10 @@ def test_a_rolling_restart_of_two_workers_fails_no_request(
 
     def launch(port: int) -> Server:
         state = tmp_path / f"worker{len(states)}"
-        server = serve(port, tiny_bundle, feast_repo, state, state / "server.log")
+        # Six clients may all send a batch at once: more than the default budget (2).
+        server = serve(
+            port, tiny_bundle, feast_repo, state, state / "server.log", ADMISSION_BATCH_LIMIT="6"
+        )
         states[server.process.pid] = state
         return server
 

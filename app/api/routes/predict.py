@@ -3,6 +3,10 @@
 Answers are encoded straight to JSON bytes with orjson: the ``response_model`` documents
 them (and ``tests/api`` validates answers against it), but FastAPI does not rebuild and
 re-validate a pydantic object per answer, which cost more than scoring a transaction.
+
+``latency_ms`` is the server's own time: from when the request's body had been received
+(``state["received"]``, set by :mod:`app.api.middleware`), so a client that sends its
+body slowly does not count its own slowness; the access log keeps the total.
 """
 
 from __future__ import annotations
@@ -10,27 +14,53 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from app.api.deps import RuntimeDep
 from app.api.errors import ERROR_RESPONSES
 from app.api.json_body import StrictJSONRoute
 from app.core.logging import pseudonymise
-from app.schemas import BatchIn, BatchOut, ScoreOut, TransactionIn
+from app.schemas import BatchIn, BatchOut, ErrorOut, ScoreOut, TransactionIn
 from app.services.prediction_log import PredictionRecord
 from app.services.predictor import Prediction
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["scoring"], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
+SCORING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorOut,
+        "description": "Overloaded: this route's admission budget is full, retry after "
+        "Retry-After seconds (app.api.admission); or the service is starting, or the "
+        "prediction could not be recorded durably",
+    }
+}
 
 
 def _elapsed_ms(request: Request) -> float:
-    start: float = request.state.start
+    start: float = getattr(request.state, "received", request.state.start)
     return round((time.perf_counter() - start) * 1000, 3)
+
+
+async def batch_within_limit(request: Request, runtime: RuntimeDep) -> None:
+    """413 for a batch over ``MAX_BATCH``, counted on the parsed JSON before any of its
+    transactions is validated (as a schema error it would be a 422, and cost a full
+    validation of every transaction first)."""
+    if not await request.body():
+        return  # the schema's 422
+    try:
+        body = await request.json()  # parsed once: FastAPI's body reader cached it
+    except ValueError:
+        return  # not JSON after all: left to the body's own 400 or 422
+    transactions = body.get("transactions") if isinstance(body, dict) else None
+    limit = runtime.settings.max_batch
+    if isinstance(transactions, list) and len(transactions) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"at most {limit} transactions per batch"
+        )
 
 
 def answer(transaction: TransactionIn, p: Prediction, version: str, ms: float) -> dict[str, Any]:
@@ -101,7 +131,12 @@ async def _score(
     return predictions, version
 
 
-@router.post("/v1/predict", response_model=ScoreOut, summary="Score one transaction")
+@router.post(
+    "/v1/predict",
+    response_model=ScoreOut,
+    responses=SCORING_RESPONSES,
+    summary="Score one transaction",
+)
 async def predict(transaction: TransactionIn, request: Request, runtime: RuntimeDep) -> Response:
     """Fraud probability, risk level, decision and reason codes for one transaction."""
     (prediction,), version = await _score(runtime, request, [transaction])
@@ -117,14 +152,19 @@ async def predict(transaction: TransactionIn, request: Request, runtime: Runtime
     return _json(answer(transaction, prediction, version, _elapsed_ms(request)))
 
 
-@router.post("/v1/predict/batch", response_model=BatchOut, summary="Score up to 1,000")
-async def predict_batch(batch: BatchIn, request: Request, runtime: RuntimeDep) -> Response:
+@router.post(
+    "/v1/predict/batch",
+    response_model=BatchOut,
+    responses=SCORING_RESPONSES,
+    summary="Score up to 1,000",
+)
+async def predict_batch(
+    _: Annotated[None, Depends(batch_within_limit)],
+    batch: BatchIn,
+    request: Request,
+    runtime: RuntimeDep,
+) -> Response:
     """Score many transactions with one online-feature lookup; answers keep their order."""
-    limit = runtime.settings.max_batch
-    if len(batch.transactions) > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"at most {limit} transactions per batch"
-        )
     predictions, version = await _score(runtime, request, batch.transactions)
     ms = _elapsed_ms(request)
     decisions: dict[str, int] = {}
