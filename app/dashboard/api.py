@@ -8,6 +8,7 @@ counted in the decision metrics; the access log records who asked (key id) and f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -15,7 +16,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import Runtime, RuntimeDep
@@ -23,9 +23,17 @@ from app.api.json_body import StrictJSONRoute
 from app.api.routes.predict import answer
 from app.dashboard import session
 from app.dashboard.explain import explain
+from app.dashboard.guards import client_address
 from app.dashboard.session import SessionDep
-from app.dashboard.state import dashboard_of
-from app.dashboard.upload import UploadError, chunk_size, parse_upload, score_events
+from app.dashboard.state import dashboard_of, guards_of
+from app.dashboard.upload import (
+    TooManyRows,
+    UploadError,
+    UploadResponse,
+    chunk_size,
+    parse_upload,
+    score_events,
+)
 from app.schemas import TransactionIn
 from app.services.rules import DEFAULT_TIERS
 from app.services.scoring.decisions import Tiers
@@ -69,34 +77,51 @@ def served_model(runtime: Runtime) -> dict[str, Any]:
     }
 
 
+def _too_many(message: str, wait: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        message,
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
 @router.post("/session", status_code=204)
 async def sign_in(body: SignIn, request: Request, runtime: RuntimeDep) -> Response:
-    """Check an API key and keep it as a signed session cookie."""
+    """Check an API key and keep it as a signed session cookie. Failed sign-ins are
+    throttled per client address, sign-ins per key."""
     response = Response(status_code=204, headers=NO_STORE)
     if not runtime.keys.enabled:
         return response
-    throttle = dashboard_of(request).sign_in_failures
-    wait = throttle.wait()
+    guards = guards_of(request, runtime.settings)
+    address = client_address(request.client.host if request.client else None)
+    wait = guards.failures.wait(address)
     if wait > 0:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many failed sign-ins; wait a few seconds",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+        raise _too_many("too many failed sign-ins from this address; wait a few seconds", wait)
     ident = runtime.keys.check(body.key)
     if ident is None:
-        throttle.failed()
+        guards.failures.spend(address)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "that API key is not valid")
+    wait = guards.sign_ins.take(ident)
+    if wait > 0:
+        raise _too_many("too many sign-ins with this key; wait a little", wait)
     secret = runtime.keys.secret(ident)
     assert secret is not None  # it matched a moment ago
-    token = session.issue(secret, ident, runtime.settings.dashboard_session_hours * 3600)
+    token = session.issue(secret, ident, guards.session_seconds)
     session.set_cookie(response, runtime, token)
     request.state.api_key = ident
     return response
 
 
 @router.delete("/session", status_code=204)
-async def sign_out(runtime: RuntimeDep) -> Response:
+async def sign_out(request: Request, runtime: RuntimeDep) -> Response:
+    """End the session: its cookie is cleared, and its id revoked on this pod until it
+    would have expired, so a copy of the cookie stops working too."""
+    found = session.current(request, runtime)
+    if isinstance(found, session.Session):
+        guards_of(request, runtime.settings).revocations.revoke(
+            found.session_id, found.ident, found.expires
+        )
+        request.state.api_key = found.ident
     response = Response(status_code=204, headers=NO_STORE)
     session.clear_cookie(response, runtime)
     return response
@@ -151,28 +176,34 @@ async def score(
 
 @router.post("/batch")
 async def batch(request: Request, runtime: RuntimeDep, _: SessionDep) -> Response:
-    """Score an uploaded CSV (``text/csv`` body) as a stream of JSON-line events."""
-    state = dashboard_of(request)
-    if state.upload_lock.locked():
+    """Score an uploaded CSV (``text/csv`` body) as a stream of JSON-line events. The
+    pod's upload slot is taken before the body is read, the file is checked on a worker
+    thread, and the slot is freed when the stream ends (or the request fails)."""
+    slot = guards_of(request, runtime.settings).uploads
+    if not slot.try_take():
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "another file is being scored on this pod; try again in a moment",
             headers={"Retry-After": "5"},
         )
     try:
-        parsed = parse_upload(await request.body())
+        body = await request.body()  # bounded by MAX_BODY_BYTES (413) and the body timeout
+        max_rows = runtime.settings.dashboard_upload_max_rows
+        parsed = await asyncio.to_thread(parse_upload, body, max_rows)
+    except TooManyRows as exc:
+        slot.free()
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     except UploadError as exc:
+        slot.free()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except BaseException:
+        slot.free()
+        raise
     chunk = chunk_size(len(parsed.rows), runtime.settings.max_batch)
     request.state.log = {"what_if": True, "rows": len(parsed.rows), "invalid": parsed.invalid}
-
-    async def events() -> Any:
-        async with state.upload_lock:
-            async for event in score_events(runtime.service, parsed, chunk):
-                yield event
-
-    return StreamingResponse(
-        events(),
+    return UploadResponse(
+        score_events(runtime.service, parsed, chunk),
+        on_close=slot.free,
         media_type="application/x-ndjson",
         headers={**NO_STORE, "X-Content-Type-Options": "nosniff"},
     )

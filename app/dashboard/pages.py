@@ -70,8 +70,9 @@ def layout(
     environment: str,
     pod: str,
     nav: bool = True,
+    api_reference: bool = True,
 ) -> str:
-    """A whole page around ``body`` (already HTML)."""
+    """A whole page around ``body`` (already HTML); ``api_reference`` links ``/docs``."""
     return template("layout").substitute(
         title=escape(title),
         page=page,
@@ -83,6 +84,7 @@ def layout(
         environment=escape(environment),
         pod=escape(pod),
         app_version=escape(__version__),
+        api_reference=' · <a href="/docs">API reference</a>' if api_reference else "",
     )
 
 

@@ -27,7 +27,7 @@ from app.dashboard.pages import (
     options,
     size_text,
 )
-from app.dashboard.session import signed_in
+from app.dashboard.session import refused_cookie, signed_in
 from app.dashboard.state import STATIC, dashboard_of
 from app.dashboard.upload import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from feature_repo.request_features import REQUEST_DEFAULTS
@@ -61,14 +61,16 @@ def _page(request: Request, runtime: Runtime, page: str, html: str, who: str | N
         environment=runtime.settings.environment,
         pod=state.pod,
         nav=page in TITLES,
+        api_reference=runtime.settings.docs_enabled,
     )
     return HTMLResponse(document, headers=PAGE_HEADERS)
 
 
-def _sign_in_redirect(request: Request) -> Response:
+def _sign_in_redirect(request: Request, runtime: Runtime) -> Response:
     target = quote(request.url.path, safe="/")
+    headers = {**PAGE_HEADERS, **refused_cookie(request, runtime)}
     return RedirectResponse(
-        f"/dashboard/login?next={target}", status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS
+        f"/dashboard/login?next={target}", status.HTTP_303_SEE_OTHER, headers=headers
     )
 
 
@@ -117,6 +119,7 @@ def _body(page: str, request: Request, runtime: Runtime) -> str:
             "batch",
             max_bytes=limit,
             max_bytes_text=size_text(limit),
+            max_rows=f"{runtime.settings.dashboard_upload_max_rows:,}",
             assets=dashboard_of(request).assets,
             required_columns=_code_list(REQUIRED_COLUMNS),
             optional_columns=_code_list(OPTIONAL_COLUMNS),
@@ -134,13 +137,14 @@ async def page(page: str, request: Request, runtime: RuntimeDep) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such dashboard page")
     who = signed_in(request, runtime)
     if who is None:
-        return _sign_in_redirect(request)
+        return _sign_in_redirect(request, runtime)
     return _page(request, runtime, page, _body(page, request, runtime), who)
 
 
 def _card_file(request: Request, runtime: Runtime, path: Path | None, **kw: Any) -> Response:
     if signed_in(request, runtime) is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in with an API key")
+        headers = refused_cookie(request, runtime)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in with an API key", headers)
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not in the model card")
     return FileResponse(path, **kw)

@@ -1,20 +1,20 @@
-"""What the dashboard keeps between requests: the model card, the asset version, the
-upload lock and the sign-in throttle (on ``app.state.dashboard``)."""
+"""What the dashboard keeps between requests: the model card, the asset version and its
+guards (upload slot, sign-in throttles, signed-out sessions), on ``app.state.dashboard``."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from starlette.requests import Request
+
+from app.core.config import Settings
+from app.dashboard.guards import Guards
 
 log = logging.getLogger(__name__)
 
@@ -95,44 +95,27 @@ def asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
-class FailureThrottle:
-    """Failed sign-ins of all callers together: ``burst`` in a row, then ``rate`` a
-    second. It slows key guessing without keeping a table per client address."""
-
-    def __init__(
-        self, rate: float = 2.0, burst: int = 10, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate, self.burst, self._clock = rate, float(burst), clock
-        self._tokens, self._updated = float(burst), clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-
-    def wait(self) -> float:
-        """Seconds until another failure is allowed (0: a sign-in may be tried now)."""
-        self._refill()
-        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
-
-    def failed(self) -> None:
-        self._refill()
-        self._tokens = max(0.0, self._tokens - 1.0)
-
-
 @dataclass
 class DashboardState:
     card: CardStore
     assets: str
     pod: str = field(default_factory=socket.gethostname)
-    upload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    sign_in_failures: FailureThrottle = field(default_factory=FailureThrottle)
+    guards: Guards | None = None  # sized from the settings at the first request
 
 
 def dashboard_of(request: Request) -> DashboardState:
     """The dashboard's state, set by the lifespan."""
     state: DashboardState = request.app.state.dashboard
     return state
+
+
+def guards_of(request: Request, settings: Settings) -> Guards:
+    """The dashboard's guards, built from the runtime's settings at the first request
+    that needs them (the lifespan's :func:`load_dashboard` gets the card directory only)."""
+    state = dashboard_of(request)
+    if state.guards is None:
+        state.guards = Guards.from_settings(settings)
+    return state.guards
 
 
 def load_dashboard(card_dir: Path) -> DashboardState:

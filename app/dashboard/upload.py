@@ -1,10 +1,12 @@
 """Score an uploaded CSV file and stream progress and results back.
 
-The file is checked as a whole first (UTF-8, a header with the required columns, at
-least one row, every row as wide as the header) and each row is validated exactly as the
-batch command does it (:func:`app.batch.parse_row`, the API's schema). Rows are then
-scored in chunks with :meth:`ScoringService.score_offline`, and the answer is a stream of
-JSON lines, one event each:
+The file is checked as a whole first, on a worker thread (UTF-8, a header with the
+required columns, at least one row and at most ``DASHBOARD_UPLOAD_MAX_ROWS``, every row
+as wide as the header), and each row is validated exactly as the batch command does it
+(:func:`app.batch.parse_row`, the API's schema). Rows are then scored in chunks of at
+most 50 with :meth:`ScoringService.score_offline`; after each chunk the upload pauses as
+long as the chunk took, so live requests get at least half of the event loop while a
+file is scored. The answer is a stream of JSON lines, one event each:
 
 - ``accepted``: row counts, the output columns and the first bad rows with their line
   numbers and why;
@@ -19,16 +21,19 @@ apostrophe (numbers such as ``-5`` are left alone).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from app.batch import ANSWER_COLUMNS, answer_cells, error_text, parse_row
 from app.schemas import TransactionIn
@@ -41,12 +46,18 @@ REQUIRED_COLUMNS = tuple(
 )
 OPTIONAL_COLUMNS = tuple(n for n in TransactionIn.model_fields if n not in REQUIRED_COLUMNS)
 MAX_LISTED_ERRORS = 100
+MAX_CHUNK = 50  # rows per lookup and prediction: a few ms of the event loop each
+_YIELD_EVERY = 128  # rows parsed between two chances for the event loop to take the GIL
 CSV_UPLOAD_PATH = "/dashboard/api/batch"  # the one route that takes text/csv
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class UploadError(ValueError):
     """A file that cannot be scored at all; the message says why (answered 422)."""
+
+
+class TooManyRows(UploadError):
+    """More rows than the dashboard takes in one file (answered 413)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,10 @@ class ParsedFile:
         return sum(isinstance(item, str) for item in self.items)
 
 
-def parse_upload(body: bytes) -> ParsedFile:
+def parse_upload(body: bytes, max_rows: int) -> ParsedFile:
     """Check and validate a CSV upload; raises :class:`UploadError` for a file that has
-    no usable header or rows."""
+    no usable header or rows, :class:`TooManyRows` as soon as row ``max_rows + 1`` is
+    read. Blocking: the caller runs it on a worker thread."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -86,8 +98,17 @@ def parse_upload(body: bytes) -> ParsedFile:
                 f"optional: {', '.join(OPTIONAL_COLUMNS)})"
             )
         reader.fieldnames = names
-        rows, items, lines = [], [], []
+        rows: list[dict[str, str]] = []
+        items: list[TransactionIn | str] = []
+        lines: list[int] = []
         for row in reader:
+            if len(rows) == max_rows:
+                raise TooManyRows(
+                    f"the file has more than {max_rows:,} rows, the most the dashboard "
+                    "scores at once; split it into smaller files"
+                )
+            if len(rows) % _YIELD_EVERY == 0:
+                time.sleep(0.0005)  # hand the GIL to the event loop for a moment
             lines.append(reader.line_num)
             extra = row.pop("\0extra", None)
             items.append(_item(row, extra))
@@ -167,6 +188,7 @@ async def score_events(
     version = service.predictor.version
     try:
         for begin in range(0, total, chunk):
+            began = time.perf_counter()
             rows = parsed.rows[begin : begin + chunk]
             items = parsed.items[begin : begin + chunk]
             valid = [item for item in items if isinstance(item, TransactionIn)]
@@ -180,12 +202,11 @@ async def score_events(
                     scored += 1
                 else:
                     out.append(row | dict.fromkeys(ANSWER_COLUMNS, "") | {"error": item})
-            yield _event(
-                "chunk",
-                done=begin + len(rows),
-                scored=scored,
-                csv=_csv_lines(parsed.columns, out),
-            )
+            lines = _csv_lines(parsed.columns, out)
+            held = time.perf_counter() - began
+            yield _event("chunk", done=begin + len(rows), scored=scored, csv=lines)
+            # Live requests get the loop for at least as long as this chunk took.
+            await asyncio.sleep(held)
     except Exception as exc:  # the stream has begun: say so in it, never a torn 200
         log.error("dashboard upload failed", extra={"fields": {"error": repr(exc)}})
         yield _event("failed", message="scoring stopped part way; no file was produced")
@@ -202,6 +223,23 @@ async def score_events(
 
 
 def chunk_size(rows: int, max_batch: int) -> int:
-    """Rows per lookup: about 20 progress steps, 25 to ``max_batch`` (at most 250, so a
-    file never holds the lookup thread long enough to delay live requests much)."""
-    return max(1, min(max_batch, 250, max(25, -(-rows // 20))))
+    """Rows per lookup: about 20 progress steps, 10 to ``MAX_CHUNK`` (and ``max_batch``),
+    so a chunk holds the event loop (and the lookup thread) for a few ms at most."""
+    return max(1, min(max_batch, MAX_CHUNK, max(10, -(-rows // 20))))
+
+
+class UploadResponse(StreamingResponse):
+    """The upload's event stream; ``on_close`` runs however the response ends (done,
+    failed, or the client gone), so the pod's upload slot is always freed."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], None], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
