@@ -29,24 +29,25 @@ class Scoring:
     service: ScoringService
 
 
-def _check_features(model: LoadedModel, features: OnlineFeatures | None) -> LoadedModel:
-    """Refuse a bundle that needs features the FeatureService does not provide."""
-    if model.bundle is None or features is None:
-        return model
-    unknown = sorted(set(model.bundle.features) - set(features.feature_names))
-    if not unknown:
-        return model
-    problem = f"bundle needs features not in {features.service_name}: {unknown}"
-    log.error("model bundle refused, scoring with rules", extra={"fields": {"why": problem}})
-    return LoadedModel(uri=model.uri, bundle=None, problem=problem)
+def _load(settings: Settings, features: OnlineFeatures | None, reload: bool) -> LoadedModel:
+    """The bundle named by ``settings``, proven against the FeatureService's feature list
+    (the bundle's own list without a store); a reload also requires recorded probe scores."""
+    return load_model(
+        settings.bundle_uri,
+        settings.mlflow_tracking_uri,
+        expected_features=features.feature_names if features is not None else None,
+        feature_source=features.service_name if features is not None else "the FeatureService",
+        require_probes=reload,
+    )
 
 
 def reload_predictor(
     settings: Settings, features: OnlineFeatures | None
 ) -> tuple[LoadedModel, Predictor | None]:
     """Load the bundle at ``settings.bundle_uri`` again (an MLflow alias is resolved
-    again); a predictor only when the new bundle is valid."""
-    model = _check_features(load_model(settings.bundle_uri, settings.mlflow_tracking_uri), features)
+    again); a predictor only when the new bundle is proven (values, feature list, trial
+    score against the manifest's probe scores)."""
+    model = _load(settings, features, reload=True)
     if model.bundle is None:
         return model, None
     return model, Predictor(model.bundle, settings.reasons_top_k, settings.reason_method)
@@ -63,6 +64,7 @@ def velocity_tracker(
         features.state_store(),
         flush_interval_s=settings.velocity_flush_ms / 1000,
         max_pending=settings.velocity_max_pending,
+        max_future_skew_s=settings.velocity_max_future_skew_seconds,
         on_push=metrics.observe_push if metrics is not None else None,
         on_failure=metrics.velocity_failures.inc if metrics is not None else None,
     )
@@ -94,7 +96,7 @@ def load_scoring(
     except FeatureStoreError as exc:
         features, feature_problem = None, str(exc)
         log.error("no feature store: request fields only", extra={"fields": {"why": str(exc)}})
-    model = _check_features(load_model(settings.bundle_uri, settings.mlflow_tracking_uri), features)
+    model = _load(settings, features, reload=False)
     service = ScoringService(
         features,
         Predictor(model.bundle, settings.reasons_top_k, settings.reason_method),

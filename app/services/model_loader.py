@@ -2,8 +2,10 @@
 
 ``bundle_uri`` is a bundle directory, or an MLflow model URI (``models:/NAME@ALIAS`` or
 ``models:/NAME/VERSION``) whose ``artifacts/bundle`` directory is downloaded once at
-start-up (MLflow is imported only then). Any problem yields ``LoadedModel(bundle=None,
-problem=...)``: the service then scores with the rules fallback and says why.
+start-up (MLflow is imported only then). The bundle is proven before use (hashes, values,
+the FeatureService's feature list, a trial score: :mod:`app.services.scoring.verify`).
+Any problem yields ``LoadedModel(bundle=None, problem=...)``: at start-up the service then
+scores with the rules fallback and says why; a reload keeps the model it has.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.services.scoring.bundle import BundleError, ModelBundle, load_bundle
+from app.services.scoring.verify import UNPROBED
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,16 @@ def _download(uri: str, tracking_uri: str | None) -> tuple[Path, str | None, str
     return Path(path) / "artifacts" / "bundle", alias, str(version)
 
 
-def load_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
-    """Load and verify the bundle at ``uri``; never raises."""
+def load_model(
+    uri: str,
+    tracking_uri: str | None = None,
+    expected_features: Sequence[str] | None = None,
+    feature_source: str = "the FeatureService",
+    require_probes: bool = False,
+) -> LoadedModel:
+    """Load, verify and prove the bundle at ``uri``; never raises. ``expected_features``
+    is the FeatureService's feature list (None without a feature store);
+    ``require_probes`` refuses a bundle written before trial scoring (reloads)."""
     try:
         if uri.startswith("models:/"):
             directory, alias, version = _download(uri, tracking_uri)
@@ -66,8 +78,13 @@ def load_model(uri: str, tracking_uri: str | None = None) -> LoadedModel:
             directory, alias, version = Path(uri), None, None
         if not directory.is_dir():
             raise BundleError(f"no bundle directory at {directory}")
-        bundle = load_bundle(directory)
+        bundle = load_bundle(directory, expected_features, feature_source, require_probes)
     except BundleError as exc:
-        log.error("model bundle refused, scoring with rules", extra={"fields": {"why": str(exc)}})
+        log.error("model bundle refused", extra={"fields": {"why": str(exc)}})
         return LoadedModel(uri=uri, bundle=None, problem=str(exc))
+    fields = {"version": bundle.version, "proof": bundle.proof}
+    if bundle.proof == UNPROBED:  # a bundle written before trial scoring
+        log.warning("model bundle not trial-scored: re-export it", extra={"fields": fields})
+    else:
+        log.info("model bundle proven", extra={"fields": fields})
     return LoadedModel(uri=uri, bundle=bundle, alias=alias, registry_version=version)

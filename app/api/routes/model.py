@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -54,18 +55,27 @@ async def model(runtime: RuntimeDep) -> ModelOut:
     responses={409: {"model": ReloadOut, "description": "The bundle was refused; nothing changed"}},
 )
 async def reload(runtime: RuntimeDep, response: Response) -> ReloadOut:
-    """Verify and load the bundle at ``BUNDLE_URI`` again (an MLflow alias is resolved
-    again) and switch to it between two requests. A bundle that fails verification is
-    refused (409) and the model in use keeps scoring. Reloads one process: on GKE roll
-    the Deployment instead (docs/reliability.md)."""
+    """Verify, prove and load the bundle at ``BUNDLE_URI`` again (an MLflow alias is
+    resolved again) and switch to it between two requests. The new bundle must pass its
+    SHA-256 manifest, the value checks (finite, in-range calibration, ordered tiers,
+    consistent shapes), equal the FeatureService's feature list and reproduce the scores
+    its manifest records for the probe rows; otherwise it is refused (409, ``problem``
+    says why) and the model in use keeps scoring. Reloads one process: on GKE roll the
+    Deployment instead (docs/reliability.md)."""
     async with runtime.reloading:
         previous = runtime.service.predictor.version
+        started = time.perf_counter()
         loaded, predictor = await run_in_threadpool(
             reload_predictor, runtime.settings, runtime.features
         )
+        ms = round((time.perf_counter() - started) * 1000, 1)
         if predictor is None:
             response.status_code = status.HTTP_409_CONFLICT
-            log.error("reload refused", extra={"fields": {"why": loaded.problem}})
+            runtime.metrics.model_reloads.labels("refused").inc()
+            log.error(
+                "reload refused: the old model keeps scoring",
+                extra={"fields": {"why": loaded.problem, "version": previous, "ms": ms}},
+            )
             problem = loaded.problem
             return ReloadOut(
                 status="refused", version=previous, previous_version=previous, problem=problem
@@ -73,7 +83,10 @@ async def reload(runtime: RuntimeDep, response: Response) -> ReloadOut:
         runtime.service.predictor = predictor
         runtime.model = loaded
         runtime.metrics.model_loaded.set(1)
-        log.info("model reloaded", extra={"fields": {"from": previous, "to": predictor.version}})
+        runtime.metrics.model_reloads.labels("reloaded").inc()
+        proof = loaded.bundle.proof if loaded.bundle is not None else None
+        fields = {"from": previous, "to": predictor.version, "proof": proof, "ms": ms}
+        log.info("model reloaded", extra={"fields": fields})
         return ReloadOut(
             status="reloaded", version=predictor.version, previous_version=previous, problem=None
         )

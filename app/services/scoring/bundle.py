@@ -6,7 +6,9 @@ Layout::
                        weight, calibrator, tiers, metadata (data version, metrics, cost model)
     autoencoder.npz    dense layer weights and biases exported from Keras
     classifier.txt     the LightGBM model
-    MANIFEST.json      SHA-256 of each file above; the loader refuses any mismatch
+    MANIFEST.json      SHA-256 of each file above (the loader refuses any mismatch), and
+                       probe rows with the scores this bundle gave them when written
+                       (the loader rescores them: app.services.scoring.verify)
 
 The bundle's version is the first 12 hex digits of the SHA-256 of its manifest, so two
 bundles with the same version hold the same bytes.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,10 @@ from app.services.scoring.autoencoder import AnomalyNormalizer, DenseAutoencoder
 from app.services.scoring.calibration import Calibrator
 from app.services.scoring.decisions import Tiers
 from app.services.scoring.fusion import Fusion
+from app.services.scoring.model import BundleError, ModelBundle
+from app.services.scoring.verify import check_values, proof_note, prove, record_probes
+
+__all__ = ["BundleError", "ModelBundle", "load_bundle", "verify_bundle", "write_bundle"]
 
 FORMAT_VERSION = 1
 SPEC_FILE = "bundle.json"
@@ -35,34 +42,6 @@ AUTOENCODER_FILE = "autoencoder.npz"
 CLASSIFIER_FILE = "classifier.txt"
 MANIFEST_FILE = "MANIFEST.json"
 CONTENT_FILES = (SPEC_FILE, AUTOENCODER_FILE, CLASSIFIER_FILE)
-
-
-class BundleError(Exception):
-    """The bundle is missing, incomplete, tampered with, or of an unknown format."""
-
-
-@dataclass(frozen=True)
-class ModelBundle:
-    """Everything the scorer needs, in memory."""
-
-    features: tuple[str, ...]
-    fill_values: FloatArray  # imputed for a missing feature (a new customer or terminal)
-    standardizer: Standardizer
-    autoencoder: DenseAutoencoder
-    anomaly: AnomalyNormalizer
-    classifier: lgb.Booster
-    fusion: Fusion
-    calibrator: Calibrator
-    tiers: Tiers
-    metadata: dict[str, Any] = field(default_factory=dict)
-    version: str = ""
-
-    def __post_init__(self) -> None:
-        d = len(self.features)
-        if self.autoencoder.n_features != d or self.fill_values.shape != (d,):
-            raise BundleError("autoencoder or imputation width differs from the feature list")
-        if self.classifier.num_feature() != d:
-            raise BundleError("classifier width differs from the feature list")
 
 
 def _sha256(path: Path) -> str:
@@ -88,8 +67,13 @@ def _spec(bundle: ModelBundle) -> dict[str, Any]:
 
 
 def write_bundle(bundle: ModelBundle, directory: Path) -> str:
-    """Write ``bundle`` to ``directory`` (replacing its files); returns the version."""
+    """Write ``bundle`` to ``directory`` (replacing its files); returns the version.
+
+    Refuses (``BundleError``) a bundle that fails the value checks before writing anything;
+    the probe scores are taken from the files as written, so loading reproduces them."""
+    check_values(bundle)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST_FILE).unlink(missing_ok=True)  # half-written: never loadable
     (directory / SPEC_FILE).write_text(json.dumps(_spec(bundle), indent=1, sort_keys=True) + "\n")
     arrays: dict[str, FloatArray] = {}
     for i, (w, b) in enumerate(
@@ -103,6 +87,7 @@ def write_bundle(bundle: ModelBundle, directory: Path) -> str:
     manifest = {
         "format_version": FORMAT_VERSION,
         "files": {name: _sha256(directory / name) for name in CONTENT_FILES},
+        "probes": record_probes(_read(directory)),
     }
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return _version(directory)
@@ -136,9 +121,8 @@ def verify_bundle(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_bundle(directory: Path) -> ModelBundle:
-    """Verify and load a bundle directory; raises ``BundleError`` on any problem."""
-    verify_bundle(directory)
+def _read(directory: Path) -> ModelBundle:
+    """Parse the bundle's files (no verification); ``BundleError`` if they are malformed."""
     try:
         spec = json.loads((directory / SPEC_FILE).read_text())
         with np.load(directory / AUTOENCODER_FILE, allow_pickle=False) as npz:
@@ -147,7 +131,7 @@ def load_bundle(directory: Path) -> ModelBundle:
             biases = tuple(npz[f"b{i}"] for i in range(n_layers))
         autoencoder = DenseAutoencoder(weights, biases, tuple(spec["autoencoder"]["activations"]))
         classifier = lgb.Booster(model_str=(directory / CLASSIFIER_FILE).read_text())
-        bundle = ModelBundle(
+        return ModelBundle(
             features=tuple(spec["features"]),
             fill_values=np.asarray(spec["fill_values"], dtype=np.float64),
             standardizer=Standardizer(
@@ -168,4 +152,21 @@ def load_bundle(directory: Path) -> ModelBundle:
         raise
     except Exception as exc:  # a verified but malformed bundle: refuse it, say why
         raise BundleError(f"bundle in {directory} cannot be loaded: {exc}") from exc
-    return replace(bundle, version=_version(directory))
+
+
+def load_bundle(
+    directory: Path,
+    expected_features: Sequence[str] | None = None,
+    feature_source: str = "the FeatureService",
+    require_probes: bool = False,
+) -> ModelBundle:
+    """Verify, load and prove a bundle directory: the hashes, then
+    :func:`app.services.scoring.verify.prove` (values, the feature list when
+    ``expected_features`` is given, the trial score); raises ``BundleError`` on any
+    problem. ``require_probes`` refuses a bundle whose manifest records no probe scores."""
+    manifest = verify_bundle(directory)
+    recorded = manifest.get("probes")
+    # The bundle that is proven is the one returned: it keeps its compiled forest.
+    bundle = replace(_read(directory), version=_version(directory), proof=proof_note(recorded))
+    prove(bundle, recorded, expected_features, feature_source, require_probes)
+    return bundle

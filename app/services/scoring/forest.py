@@ -131,10 +131,12 @@ class _SingleRow:
 class CompiledForest:
     """A LightGBM booster's margin and path credits from its leaf indices."""
 
-    def __init__(self, booster: lgb.Booster, threads: int = 1) -> None:
+    def __init__(
+        self, booster: lgb.Booster, threads: int = 1, tables: ForestTables | None = None
+    ) -> None:
         self.booster = booster
         self.threads = threads
-        self.tables = compile_tables(booster)
+        self.tables = tables if tables is not None else compile_tables(booster)
         self.n_trees = int(self.tables.offsets.size)
         self._local = threading.local()
 

@@ -14,10 +14,10 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from app.services.scoring.arrays import FloatArray
-from app.services.scoring.bundle import ModelBundle
 from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
 from app.services.scoring.forest import CompiledForest, ReasonMethod
 from app.services.scoring.fusion import sigmoid
+from app.services.scoring.model import ModelBundle
 
 ReasonSource = Literal["classifier", "autoencoder", "rules"]
 Stage = Callable[[str], AbstractContextManager[Any]]
@@ -80,7 +80,7 @@ class EnsembleScorer:
         self.bundle = bundle
         self.threads = threads
         self.reason_method = reason_method
-        self.forest = CompiledForest(bundle.classifier, threads)
+        self.forest = CompiledForest(bundle.classifier, threads, bundle.forest_tables)
         self._upper = tuple(name.upper() for name in bundle.features)
 
     @property
