@@ -94,7 +94,10 @@ def materialize(repo: Path, feature_service: str, end: pd.Timestamp | None = Non
     ``end`` (default: just after the newest snapshot) loads the store as of that time.
     """
     for derived in LOCAL_STATE:
-        (repo / "data" / derived).unlink(missing_ok=True)
+        # With the write-ahead log left behind, SQLite would replay the old store's pages
+        # onto the new file: all three go together.
+        for suffix in ("", "-wal", "-shm"):
+            (repo / "data" / f"{derived}{suffix}").unlink(missing_ok=True)
     run([*feast_cli(repo), "apply"])
     services = subprocess.run(
         [*feast_cli(repo), "feature-services", "list"],

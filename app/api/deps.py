@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader
 
 from app.core.config import Settings
 from app.services.api_keys import ApiKeys
+from app.services.dependency_health import FileWatch
 from app.services.feature_health import FeatureStoreHealth
 from app.services.features import OnlineFeatures
 from app.services.label_log import LabelLog
@@ -38,6 +39,7 @@ class Runtime:
     limiter: RateLimiter
     metrics: ServiceMetrics
     feature_health: FeatureStoreHealth | None = None  # None: no store, or one it cannot check
+    file_watch: FileWatch | None = None  # checks the audit and label logs' files
     started: float = field(default_factory=time.monotonic)
     accepting: bool = True  # False once shutdown begins: /readyz turns 503 to drain
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)

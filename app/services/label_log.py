@@ -4,15 +4,33 @@ WAL mode with ``synchronous=FULL``: a label is on disk before the API answers 2x
 killed process never leaves a half-written row. One label per transaction id: repeating
 the same label is a no-op (``duplicate``); a different label for a known id is kept in the
 ``label_conflicts`` table for review (``conflict``) and never overwrites the first one.
+
+A deleted or replaced file is noticed after every label, before the answer: the log then
+reopens at the path (recording the gap in ``file_gaps``) and records the label again
+there, so the answer describes the file at the path. :meth:`LabelLog.check` does the same
+for an idle log and probes it with a write; outcomes feed :attr:`LabelLog.health`
+(docs/reliability.md, "Files that disappear").
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+from app.services.dependency_health import CHECK_TIMEOUT_S, PROBE_SCHEMA, PROBE_WRITE, WriteHealth
+from app.services.file_identity import (
+    GAP_INSERT,
+    GAP_SCHEMA,
+    Change,
+    OpenedFile,
+    describe,
+    note_reopen,
+)
 
 FeedbackStatus = Literal["recorded", "duplicate", "conflict"]
 
@@ -48,53 +66,132 @@ _INSERT = {
 class LabelLog:
     """Append-only, idempotent label store (safe to share between threads)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, consecutive: int = 3, check_seconds: float = 2.0) -> None:
         self.path = path
+        self.check_seconds = check_seconds  # an idle log is probed after this long
+        self.health = WriteHealth("label_log", consecutive)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db: sqlite3.Connection | None = self._open()
+        self._verified_at = time.time()  # the path named the open file then
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the API answers sqlite3 errors with 503
+            raise sqlite3.OperationalError(f"cannot create {self.path.parent}: {exc}") from exc
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA + GAP_SCHEMA + PROBE_SCHEMA)
+        self._file = OpenedFile(self.path)
+        return db
 
     def record(self, transaction_id: str, is_fraud: bool, source: str) -> FeedbackStatus:
         """Store a label; says whether it was new, a repeat, or a conflicting repeat."""
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(
-                    "SELECT is_fraud FROM labels WHERE transaction_id = ?", (transaction_id,)
-                ).fetchone()
-                if row is None:
-                    status: FeedbackStatus = "recorded"
-                    table = "labels"
-                elif bool(row[0]) == is_fraud:
-                    self._db.execute("ROLLBACK")
-                    return "duplicate"
-                else:
-                    status, table = "conflict", "label_conflicts"
-                self._db.execute(_INSERT[table], (transaction_id, int(is_fraud), source, now))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db is None:  # a reopen failed: the vanished file is unreplaced
+                    self._reopen("deleted")
+                status = self._record_once(transaction_id, is_fraud, source)
+                change = self._file.change()
+                if change is not None:  # the answer must describe the file at the path
+                    self._reopen(change)
+                    status = self._record_once(transaction_id, is_fraud, source)
+            except sqlite3.Error as exc:
+                self.health.observe(False, f"{type(exc).__name__}: {exc}")
                 raise
+            self._verified_at = time.time()
+            self.health.observe(True)
         return status
+
+    def _record_once(self, transaction_id: str, is_fraud: bool, source: str) -> FeedbackStatus:
+        db = self._connection()
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT is_fraud FROM labels WHERE transaction_id = ?", (transaction_id,)
+            ).fetchone()
+            if row is None:
+                status: FeedbackStatus = "recorded"
+                table = "labels"
+            elif bool(row[0]) == is_fraud:
+                db.execute("ROLLBACK")
+                return "duplicate"
+            else:
+                status, table = "conflict", "label_conflicts"
+            db.execute(_INSERT[table], (transaction_id, int(is_fraud), source, now))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return status
+
+    def _reopen(self, change: Change) -> None:
+        """Open a new file at the path (the lock held) and record the gap in it."""
+        vanished = self._file
+        if self._db is not None:
+            # Closing first checkpoints into the old inode and removes the path's -wal,
+            # which a new database at the path would otherwise take for its own.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._db = self._open()
+        note_reopen("label_log", change, vanished, str(self.path))
+        gap = (time.time(), change, describe(vanished.ident), self._verified_at, 0)
+        self._db.execute(GAP_INSERT, gap)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise sqlite3.OperationalError(f"{self.path} is not open")
+        return self._db
+
+    def check(self) -> None:
+        """The periodic check (any thread): reopen a vanished file, probe an idle one."""
+        if not self._lock.acquire(timeout=CHECK_TIMEOUT_S):
+            self.health.observe(False, f"busy for over {CHECK_TIMEOUT_S:g} s (disk hung?)")
+            return
+        try:
+            change = "deleted" if self._db is None else self._file.change()
+            if change is not None:
+                self._reopen(change)
+            elif self.health.idle_for() >= self.check_seconds:
+                self._connection().execute(PROBE_WRITE, (time.time(),))
+            else:
+                return  # the requests' own writes are the evidence
+            self._verified_at = time.time()
+            self.health.observe(True)
+        except sqlite3.Error as exc:
+            self.health.observe(False, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._lock.release()
+
+    def _current(self) -> sqlite3.Connection:
+        """The connection, reopened first if the path names another file (lock held)."""
+        change = "deleted" if self._db is None else self._file.change()
+        if change is not None:
+            self._reopen(change)
+        return self._connection()
 
     def label(self, transaction_id: str) -> bool | None:
         """The first confirmed label of a transaction, if any."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT is_fraud FROM labels WHERE transaction_id = ?", (transaction_id,)
-            ).fetchone()
+            row = (
+                self._current()
+                .execute("SELECT is_fraud FROM labels WHERE transaction_id = ?", (transaction_id,))
+                .fetchone()
+            )
         return None if row is None else bool(row[0])
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            labels = self._db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
-            conflicts = self._db.execute("SELECT COUNT(*) FROM label_conflicts").fetchone()[0]
+            db = self._current()
+            labels = db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+            conflicts = db.execute("SELECT COUNT(*) FROM label_conflicts").fetchone()[0]
         return {"labels": int(labels), "conflicts": int(conflicts)}
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()

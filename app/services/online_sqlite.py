@@ -8,6 +8,14 @@ entity-key encoding (``serialize_entity_key``), but decodes the rows in bulk: ev
 other value type through ``ValueProto``. The connection is read-only, so a reader can
 never change the store. ``tests/integration/test_feast.py`` checks that it returns exactly
 what Feast's provider returns for known, unknown and repeated entities.
+
+Each reader holds one connection (the lookup thread's, the velocity state's and the
+readiness check's readers are separate objects). Before every query it checks that the
+path still names the file it opened (one ``os.stat``, ~1.4 us): a store deleted or
+replaced (a re-load moved into place) is dropped and the path opened again, so the
+replacement is read at once and a deleted store fails the read (``feature_store:error``)
+instead of being read from an unlinked inode (docs/reliability.md, "Files that
+disappear").
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from app.services.file_identity import OpenedFile, note_reopen, stale_wal
 from app.services.scoring.arrays import FloatArray
 
 _DOUBLE_TAG = 0x29  # field 5 (double_val), wire type 1 (64-bit)
@@ -62,6 +71,8 @@ class SqliteOnlineReader:
         config = store.config
         self._path = Path(SqliteOnlineStore._get_db_path(config)).resolve()
         self._conn: sqlite3.Connection | None = None
+        self._opened: OpenedFile | None = None
+        self._vanished: OpenedFile | None = None  # the file replaced, until one opens clean
         self._busy_timeout_s = busy_timeout_s
         self._project = config.project
         self._versioning = bool(
@@ -144,13 +155,25 @@ class SqliteOnlineReader:
         # database is an error (Feast would create an empty one). A locked database is
         # given up after the lookup's own time budget, not SQLite's default 5 s, so the
         # lookup thread is free again for the next request.
+        if self._conn is not None and self._opened is not None:
+            change = self._opened.change()
+            if change is not None:
+                note_reopen("online_store", change, self._opened, str(self._path))
+                self._vanished = self._opened
+                self.close()
         if self._conn is None:
+            if stale_wal(self._vanished, self._path):
+                raise sqlite3.OperationalError(
+                    f"{self._path} was replaced, but the -wal beside it is the previous "
+                    "file's: not read until that -wal (and -shm) is removed"
+                )
             self._conn = sqlite3.connect(
                 f"{self._path.as_uri()}?mode=ro",
                 uri=True,
                 check_same_thread=False,
                 timeout=self._busy_timeout_s,
             )
+            self._opened, self._vanished = OpenedFile(self._path), None
         return self._conn
 
     def _values(self, blobs: list[bytes]) -> FloatArray:

@@ -11,17 +11,36 @@ transaction on a dedicated thread, then wakes every waiter. While a commit runs,
 group gathers. A request is answered 2xx only after its rows are committed; if the write
 fails the waiter gets the exception (the API turns it into a 503), never a silent loss.
 Rows older than the retention are pruned now and then, in the same writer.
+
+A deleted or replaced file (docs/reliability.md, "Files that disappear") is noticed after
+every commit, before anyone is answered: when the path no longer names the file the log
+opened (:class:`~app.services.file_identity.OpenedFile`), the log reopens at the path (a
+new database with the schema), records the gap in ``file_gaps`` and writes the group's
+rows again there; only then are its waiters answered. :meth:`PredictionLog.check`, run
+every ``FILE_CHECK_SECONDS``, does the same for an idle log and probes it with a write;
+every outcome feeds :attr:`PredictionLog.health`, which ``/readyz`` reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, NamedTuple
+
+from app.services.dependency_health import CHECK_TIMEOUT_S, PROBE_SCHEMA, PROBE_WRITE, WriteHealth
+from app.services.file_identity import (
+    GAP_INSERT,
+    GAP_SCHEMA,
+    Change,
+    OpenedFile,
+    describe,
+    note_reopen,
+)
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -71,20 +90,38 @@ class PredictionLog:
     """Durable, group-committed audit rows (see the module docstring)."""
 
     def __init__(
-        self, path: Path, synchronous: Synchronous = "FULL", retention_hours: float = 168.0
+        self,
+        path: Path,
+        synchronous: Synchronous = "FULL",
+        retention_hours: float = 168.0,
+        consecutive: int = 3,
+        check_seconds: float = 2.0,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.retention_seconds = retention_hours * 3600
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
+        self.check_seconds = check_seconds  # an idle log is probed after this long
+        self.health = WriteHealth("audit_log", consecutive)
+        self._synchronous = synchronous
+        self._db: sqlite3.Connection | None = self._open()
+        self._verified_at = time.time()  # the path named the open file then
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-log")
+        self._checking: Future[None] | None = None
         self._waiting: list[_Waiter] = []
         self._writer: asyncio.Task[None] | None = None
         self._pruned = 0.0
         self.commits = 0
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the API answers sqlite3 errors with 503
+            raise sqlite3.OperationalError(f"cannot create {self.path.parent}: {exc}") from exc
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.executescript(_SCHEMA + GAP_SCHEMA + PROBE_SCHEMA)
+        self._file = OpenedFile(self.path)
+        return db
 
     async def append(self, records: Sequence[PredictionRecord]) -> None:
         """Return once ``records`` are committed; raises if they could not be written."""
@@ -114,28 +151,95 @@ class PredictionLog:
             self._writer = None
 
     def write(self, rows: Sequence[PredictionRecord]) -> None:
-        """Commit ``rows`` in one transaction (blocking; the writer thread calls it)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """Commit ``rows`` in one transaction into the file at the path (blocking; the
+        writer thread calls it); raises if they are not there."""
         try:
-            self._db.executemany(_INSERT, rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            if self._db is None:  # a reopen failed: the vanished file is still unreplaced
+                self._reopen("deleted", ())
+            self._commit(rows)
+            change = self._file.change()
+            if change is not None:
+                self._reopen(change, rows)
+        except Exception as exc:
+            self.health.observe(False, f"{type(exc).__name__}: {exc}")
             raise
+        self._verified_at = time.time()
+        self.health.observe(True)
         self.commits += 1
         now = time.time()
         if now - self._pruned >= PRUNE_EVERY_SECONDS:
             self._pruned = now
-            self._db.execute(
+            self._connection().execute(
                 "DELETE FROM predictions WHERE scored_at < ?", (now - self.retention_seconds,)
             )
+
+    def _commit(self, rows: Sequence[PredictionRecord], gap: tuple[object, ...] = ()) -> None:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if gap:
+                db.execute(GAP_INSERT, gap)
+            db.executemany(_INSERT, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _reopen(self, change: Change, rows: Sequence[PredictionRecord]) -> None:
+        """Open a new file at the path, recording the gap, and write ``rows`` there."""
+        vanished = self._file
+        if self._db is not None:
+            # Closing first checkpoints into the old inode and removes the path's -wal,
+            # which a new database at the path would otherwise take for its own.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._db = self._open()
+        note_reopen("audit_log", change, vanished, f"{self.path}: {len(rows)} rows re-written")
+        gap = (time.time(), change, describe(vanished.ident), self._verified_at, len(rows))
+        self._commit(rows, gap)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise sqlite3.OperationalError(f"{self.path} is not open")
+        return self._db
+
+    def check(self) -> None:
+        """The periodic check (any thread): reopen a vanished file, probe an idle one."""
+        if self._checking is not None and not self._checking.done():
+            self.health.observe(False, "the previous check has not returned (disk hung?)")
+            return
+        self._checking = self._pool.submit(self._check)
+        with contextlib.suppress(Exception):  # _check observes its own failures
+            self._checking.result(timeout=CHECK_TIMEOUT_S)
+            return
+        if not self._checking.done():
+            self.health.observe(False, f"no check answer within {CHECK_TIMEOUT_S:g} s")
+
+    def _check(self) -> None:
+        try:
+            change = "deleted" if self._db is None else self._file.change()
+            if change is not None:
+                self._reopen(change, ())
+            elif self.health.idle_for() >= self.check_seconds:
+                self._connection().execute(PROBE_WRITE, (time.time(),))
+            else:
+                return  # the requests' own writes are the evidence
+        except Exception as exc:
+            self.health.observe(False, f"{type(exc).__name__}: {exc}")
+            raise
+        self._verified_at = time.time()
+        self.health.observe(True)
 
     def count(self) -> int:
         """Rows on record (read on the writer thread, between commits)."""
         query = "SELECT COUNT(*) FROM predictions"
-        return int(self._pool.submit(lambda: self._db.execute(query).fetchone()[0]).result())
+        return int(
+            self._pool.submit(lambda: self._connection().execute(query).fetchone()[0]).result()
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self._db.close()
+        if self._db is not None:
+            self._db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,94 @@ def test_a_broken_label_log_is_503_not_500(client: Any, monkeypatch: pytest.Monk
     answer = client.post("/v1/feedback", json={"transaction_id": "tx-9", "is_fraud": True})
     assert answer.status_code == 503
     assert answer.json() == {"detail": "the label could not be recorded durably; retry"}
+
+
+# --- files that disappear while clients write ------------------------------------------
+
+
+def _reopened(client: Any, file: str) -> float:
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith(f'fraud_file_reopened_total{{file="{file}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _write_while_deleting(
+    client: Any, path: Path, make: Any, writes: int = 240
+) -> tuple[list[tuple[float, str]], float]:
+    """Four threads write ``writes`` requests; the file (with its -wal and -shm) is
+    deleted once a third of them are answered. Returns the 2xx answers (sent at, id) and
+    the time of the deletion."""
+    acknowledged: list[tuple[float, str]] = []
+    lock = threading.Lock()
+    counter = iter(range(writes))
+    deleted = threading.Event()
+    deleted_at = [0.0]
+
+    def writer() -> None:
+        for i in counter:
+            sent = time.monotonic()
+            route, body, ident = make(i)
+            if client.post(route, json=body).status_code < 300:
+                with lock:
+                    acknowledged.append((sent, ident))
+                    if len(acknowledged) == writes // 3 and not deleted.is_set():
+                        for suffix in ("", "-wal", "-shm"):
+                            Path(f"{path}{suffix}").unlink(missing_ok=True)
+                        deleted_at[0] = time.monotonic()
+                        deleted.set()
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert deleted.is_set()
+    return acknowledged, deleted_at[0]
+
+
+def test_deleting_the_audit_log_while_clients_score_loses_no_acknowledged_row(
+    client_for: Any, recent: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Was: every answer after the deletion acknowledged into the unlinked file (160 of
+    160 missing at the path, and no file there at all)."""
+    path = tmp_path / "audit.sqlite"
+    client = client_for(audit_log=path)
+    before = _reopened(client, "audit_log")
+    rows = list(recent.itertuples())
+
+    def make(i: int) -> tuple[str, dict[str, Any], str]:
+        body = as_request(rows[i % len(rows)], transaction_id=f"del-{i}")
+        return "/v1/predict", body, body["transaction_id"]
+
+    acknowledged, deleted_at = _write_while_deleting(client, path, make)
+    after = [ident for sent, ident in acknowledged if sent > deleted_at]
+    assert len(after) >= 100
+    on_record = {row[0] for row in _rows(path)} if path.exists() else set()
+    assert [ident for ident in after if ident not in on_record] == []
+    assert _reopened(client, "audit_log") == before + 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT reason FROM file_gaps").fetchall() == [("deleted",)]
+
+
+def test_deleting_the_label_log_while_clients_send_feedback_loses_no_label(
+    client_for: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "labels.sqlite"
+    client = client_for(label_log=path)
+    before = _reopened(client, "label_log")
+
+    def make(i: int) -> tuple[str, dict[str, Any], str]:
+        body = {"transaction_id": f"fb-{i}", "is_fraud": i % 2 == 0}
+        return "/v1/feedback", body, body["transaction_id"]
+
+    acknowledged, deleted_at = _write_while_deleting(client, path, make)
+    after = [ident for sent, ident in acknowledged if sent > deleted_at]
+    assert len(after) >= 100
+    recorded: set[str] = set()
+    if path.exists():
+        with sqlite3.connect(path) as db:
+            recorded = {row[0] for row in db.execute("SELECT transaction_id FROM labels")}
+    assert [ident for ident in after if ident not in recorded] == []
+    assert _reopened(client, "label_log") == before + 1

@@ -5,6 +5,7 @@ answers cannot wedge the lookup thread, and stuck scoring fails the liveness pro
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -18,6 +19,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.services.label_log import LabelLog
+from app.services.prediction_log import PredictionLog
 from tests import redis_server as redis_fixtures
 from tests.redis_server import (
     SERVICE,
@@ -343,3 +346,97 @@ def test_liveness_ignores_lookups_when_not_configured(
 ) -> None:
     client = _redis_app(client_for, *redis_feast, scoring_stuck_seconds=0)
     assert client.get("/healthz").json() == {"status": "alive"}
+
+
+# --- files that disappear, and every dependency the answers need -----------------------
+
+
+def test_a_replaced_sqlite_store_is_read_at_once_and_a_deleted_one_is_flagged(
+    client_for: Any, feast_repo: Path, tmp_path: Path, recent: pd.DataFrame
+) -> None:
+    """Was: a deleted store kept being read with no flag (``degraded: []``), and a
+    replacement at the same path was ignored until a restart."""
+    repo = _sqlite_repo(feast_repo, tmp_path)
+    db = repo / "data" / "online_store.db"
+    original = tmp_path / "original.db"
+    shutil.copy(db, original)
+    client = client_for(feature_repo=repo)
+    body = _known(client, recent)
+    assert client.post("/v1/predict", json=body).json()["degraded"] == []
+    reopened = 'fraud_file_reopened_total{file="online_store"}'
+    before = _metric(client, reopened) if reopened in client.get("/metrics").text else 0.0
+
+    emptied = tmp_path / "emptied.db"  # a re-load without this customer, moved into place
+    shutil.copy(original, emptied)
+    with sqlite3.connect(emptied) as edit:
+        edit.execute("DELETE FROM fraud_detection_customer_features")
+    edit.close()
+    os.replace(emptied, db)
+    # The -wal beside it is still the old file's: SQLite would replay the old pages onto
+    # the new file, so it is refused (flagged), never read.
+    answer = client.post("/v1/predict", json=body).json()
+    assert "feature_store:error" in answer["degraded"]
+    for suffix in ("-wal", "-shm"):  # the documented last step of a replacement
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    answer = client.post("/v1/predict", json=body).json()
+    assert "customer_features:new_entity" in answer["degraded"]
+
+    for suffix in ("", "-wal", "-shm"):  # no store at all: every read says so
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    for _ in range(3):
+        assert "feature_store:error" in client.post("/v1/predict", json=body).json()["degraded"]
+    shutil.copy(original, db)
+    assert client.post("/v1/predict", json=body).json()["degraded"] == []
+    assert _metric(client, reopened) >= before + 2
+
+
+def test_readiness_follows_the_audit_log_with_hysteresis(
+    client_for: Any, recent: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was 200 ``ready`` while every answer was 503 (audit disk full)."""
+    client = client_for(file_check_seconds=0, log_health_consecutive=3)
+    ready = client.get("/readyz").json()
+    assert ready["audit_log"] == {"status": "writable", "detail": None}
+    assert ready["label_log"] == {"status": "writable", "detail": None}
+
+    def full_disk(self: PredictionLog, rows: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    body = as_request(recent.iloc[0])
+    statuses = []
+    with monkeypatch.context() as patch:
+        patch.setattr(PredictionLog, "_commit", full_disk)
+        for _ in range(3):
+            assert client.post("/v1/predict", json=body).status_code == 503
+            statuses.append(client.get("/readyz").status_code)
+        assert statuses == [200, 200, 503]  # the third failure in a row turns it
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "not_ready" and ready["audit_log"]["status"] == "failing"
+        assert "disk is full" in ready["audit_log"]["detail"]
+        assert _metric(client, 'fraud_log_writable{file="audit_log"}') == 0.0
+    # Out of rotation, the pod gets no traffic: the periodic probe writes bring it back.
+    audit = client.app.state.runtime.audit  # type: ignore[attr-defined]
+    recovered = []
+    for _ in range(3):
+        audit.check()
+        recovered.append(client.get("/readyz").status_code)
+    assert recovered == [503, 503, 200]
+    assert client.post("/v1/predict", json=body).status_code == 200
+
+
+def test_a_failing_label_log_degrades_without_taking_the_pod_out(
+    client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_for(file_check_seconds=0, log_health_consecutive=2)
+
+    def read_only(self: LabelLog, *args: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(LabelLog, "_record_once", read_only)
+    for i in range(2):
+        label = {"transaction_id": f"tx-{i}", "is_fraud": True}
+        assert client.post("/v1/feedback", json=label).status_code == 503
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["label_log"]["status"] == "failing"
+    assert ready.json()["audit_log"]["status"] == "writable"

@@ -135,3 +135,30 @@ def test_load_is_idempotent_and_windows_come_from_the_tables(deployed: Path) -> 
     )
     newest = snapshots[snapshots.event_timestamp == snapshots.event_timestamp.max()]
     assert window["customer_features"].canary in set(newest.customer_id)
+
+
+def test_the_stage_rebuild_never_replays_the_old_stores_write_ahead_log(
+    feast_repo: Path, tmp_path: Path
+) -> None:
+    """SQLite replays a ``-wal`` it finds next to a database onto it: a rebuild that kept
+    the old store's log would serve the old store's pages from the new file."""
+    from training.materialize import materialize
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(feast_repo, repo)
+    database = repo / "data" / "online_store.db"
+    connection = sqlite3.connect(database)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    connection.execute("CREATE TABLE stale_marker (x INTEGER)")
+    connection.commit()
+    stale_log = (repo / "data" / "online_store.db-wal").read_bytes()
+    connection.close()  # checkpoints and deletes the log: put the stale one back
+    (repo / "data" / "online_store.db-wal").write_bytes(stale_log)
+
+    materialize(repo, SERVICE)
+
+    with sqlite3.connect(database) as rebuilt:
+        tables = {name for (name,) in rebuilt.execute("SELECT name FROM sqlite_master")}
+    assert "stale_marker" not in tables
+    assert rows(database, "customer_features") > 0

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings
 from app.services.api_keys import ApiKeys, key_id, parse_keys
 
 
@@ -56,3 +60,19 @@ def test_an_emptied_file_keeps_the_last_keys(tmp_path: Path) -> None:
     secret.unlink()
     assert keys.check("only") == key_id("only")
     assert keys.check("") is None and keys.check("onl") is None and keys.check("only ") is None
+
+
+def test_a_comment_only_key_file_is_no_key(tmp_path: Path) -> None:
+    """Settings (the gke start-up check) and ApiKeys read the file with one parser."""
+    secret = tmp_path / "api-keys"
+    secret.write_text("# keys go here, one per line\n\n   \n  # rotated 2026-11-23\n")
+    assert Settings(api_keys_file=secret).keys == ()
+    with pytest.raises(ValidationError, match="needs API keys"):
+        Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper")
+    keys = ApiKeys([], secret)
+    assert keys.enabled and keys.ids() == []
+    assert keys.check("# keys go here, one per line") is None
+    secret.write_text("# current\n  k1 \n\n#k0\nk2\n")
+    assert Settings(api_keys_file=secret, api_keys="k3, ").keys == ("k3", "k1", "k2")
+    assert Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper").keys
+    assert ApiKeys([], secret).ids() == [key_id("k1"), key_id("k2")]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from app.services.file_identity import reopened_total
 from app.services.prediction_log import PredictionLog, PredictionRecord
 
 
@@ -75,4 +78,89 @@ def test_old_rows_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     log.write([record(2)._replace(scored_at=time.time())])
     assert log.count() == 1
     assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    log.close()
+
+
+# --- files that disappear (docs/reliability.md, "Files that disappear") ----------------
+
+
+def _ids(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT transaction_id FROM predictions")]
+
+
+def _vanish(path: Path, how: str) -> None:
+    """Delete the database with its -wal and -shm (``rm audit.sqlite*``), or move an
+    empty file over it (``mv``: a replaced file, the old -wal left behind)."""
+    if how == "deleted":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        other = path.with_name("other.sqlite")
+        other.write_bytes(b"")
+        os.replace(other, path)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_write_after_the_file_disappears_lands_in_the_file_at_the_path(
+    tmp_path: Path, how: str
+) -> None:
+    """Was: acknowledged into the unlinked file, so nothing was at the path."""
+    path = tmp_path / "audit.sqlite"
+    log = PredictionLog(path)
+    before = reopened_total("audit_log")
+
+    async def scenario() -> None:
+        await log.append([record(1)])
+        _vanish(path, how)
+        await asyncio.gather(*(log.append([record(i)]) for i in range(2, 12)))
+
+    asyncio.run(scenario())
+    assert sorted(_ids(path)) == sorted(f"tx-{i}" for i in range(2, 12))
+    assert reopened_total("audit_log") == before + 1
+    with sqlite3.connect(path) as db:
+        (gap,) = db.execute("SELECT reason, previous_file, last_verified_at FROM file_gaps")
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert gap[0] == how and ":" in gap[1] and gap[2] <= time.time()
+    log.close()
+
+
+def test_an_idle_log_is_reopened_by_the_periodic_check(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    log = PredictionLog(path)
+    asyncio.run(log.append([record(1)]))
+    _vanish(path, "deleted")
+    log.check()
+    assert path.exists() and _ids(path) == []
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT reason FROM file_gaps").fetchall() == [("deleted",)]
+    log.close()
+
+
+def test_failed_writes_turn_the_log_failing_after_consecutive_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write outcomes on the request path feed the readiness state at once."""
+    log = PredictionLog(tmp_path / "audit.sqlite", consecutive=3)
+    original = PredictionLog._commit
+
+    def full_disk(self: PredictionLog, rows: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def appends(n: int) -> None:
+        for i in range(n):
+            with contextlib.suppress(sqlite3.OperationalError):
+                await log.append([record(i)])
+
+    monkeypatch.setattr(PredictionLog, "_commit", full_disk)
+    asyncio.run(appends(2))
+    assert log.health.writable  # two in a row: not yet
+    asyncio.run(appends(1))
+    assert not log.health.writable
+    assert "disk is full" in (log.health.detail or "")
+    monkeypatch.setattr(PredictionLog, "_commit", original)
+    asyncio.run(appends(2))
+    assert not log.health.writable
+    asyncio.run(appends(1))
+    assert log.health.writable
     log.close()

@@ -143,3 +143,35 @@ def test_a_retried_transaction_is_recorded_once() -> None:
     assert tracker.flush()
     tracker.close()
     assert len(store.rows["C1"][0].events) == 1
+
+
+def test_a_future_dated_transaction_cannot_rewrite_the_stored_history() -> None:
+    """Beyond the allowed skew a transaction is recorded at the tracker's clock (and
+    counted); pruning follows the clock, so the card's real last day stays stored."""
+    now = [T0]
+    store = MemoryStore()
+    tracker = VelocityTracker(
+        store,  # type: ignore[arg-type]
+        flush_interval_s=0.001,
+        clock=lambda: now[0],
+        max_future_skew_s=300.0,
+    )
+    history = [("C1", VelocityEvent(T0 - 600 * i, 1.0, "T1", 0.0, 0.0, f"h{i}")) for i in (5, 1)]
+    tracker.record(history)
+    assert tracker.flush()
+    ahead = [("C1", VelocityEvent(T0 + 86_390 + i, 1.0, "T1", 0.0, 0.0, f"f{i}")) for i in range(3)]
+    skewed = ("C1", VelocityEvent(T0 + 120, 1.0, "T1", 0.0, 0.0, "s0"))  # within the skew
+    tracker.record([*ahead, skewed])
+    assert tracker.flush()
+    now[0] = T0 + 60
+    late = ("C1", VelocityEvent(T0 + 30, 1.0, "T1", 0.0, 0.0, "n0"))
+    tracker.record([late])
+    assert tracker.flush()
+    tracker.close()
+    state, stamp = store.rows["C1"]
+    times = {e.transaction_id: e.seconds - T0 for e in state.events}
+    assert times == {"h5": -3_000, "h1": -600, "f0": 0, "f1": 0, "f2": 0, "s0": 120, "n0": 30}
+    assert tracker.stats.clamped == 3
+    assert stamp <= T0 + 300  # the stored row's event time is not a day ahead either
+    merged = merged_states(["C1"], [state], {}, now=T0 + 60)["C1"]
+    assert len(merged.events) == 7

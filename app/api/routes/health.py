@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from app.api.deps import Runtime, runtime_of
-from app.schemas import ComponentOut, HealthOut, ReadyOut
+from app.schemas import ComponentOut, HealthOut, LogComponentOut, ReadyOut, ReadyStatus
+from app.services.dependency_health import WriteHealth
 
 router = APIRouter(tags=["operations"])
 
@@ -56,6 +57,13 @@ def feature_store_component(runtime: Runtime) -> tuple[ComponentOut, bool]:
     return ComponentOut(status=state.status, detail=detail), state.ready
 
 
+def log_component(health: WriteHealth) -> LogComponentOut:
+    """A log's component of ``/readyz``: ``writable``, or ``failing`` and why."""
+    if health.writable:
+        return LogComponentOut(status="writable")
+    return LogComponentOut(status="failing", detail=health.detail)
+
+
 @router.get(
     "/readyz",
     response_model=ReadyOut,
@@ -63,34 +71,49 @@ def feature_store_component(runtime: Runtime) -> tuple[ComponentOut, bool]:
     responses={
         503: {
             "model": ReadyOut,
-            "description": "Starting, stopping, no usable online store, or (strict) the "
-            "rules fallback",
+            "description": "Starting, stopping, no usable online store, an audit log that "
+            "cannot be written, or (strict) the rules fallback",
         }
     },
 )
 async def readyz(request: Request, response: Response) -> ReadyOut:
-    """200 ``ready`` with the model and a loaded online store; 200 ``degraded`` under the
-    rules fallback or while a store that was loaded does not answer. 503 while starting or
-    shutting down, when the store cannot be opened, holds no data for the FeatureService
-    or was never reached, and (``STRICT_READINESS``) under the rules fallback. Reads the
-    background check's outcome only: it never waits for the store."""
+    """200 ``ready`` with the model, a loaded online store and writable logs; 200
+    ``degraded`` under the rules fallback, while a store that was loaded does not answer,
+    or while the label log fails. 503 while starting or shutting down, when the store
+    cannot be opened, holds no data for the FeatureService or was never reached, when the
+    audit log's writes fail (no score could be answered), and (``STRICT_READINESS``)
+    under the rules fallback. Reads the checks' and writes' outcomes only: no I/O."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None or not runtime.accepting:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         down = ComponentOut(status="unavailable", detail="starting or stopping")
-        return ReadyOut(status="not_ready", model=down, feature_store=down)
+        logs = LogComponentOut(status="unavailable", detail="starting or stopping")
+        return ReadyOut(
+            status="not_ready", model=down, feature_store=down, audit_log=logs, label_log=logs
+        )
     model = (
         ComponentOut(status="loaded", detail=runtime.model.bundle.version)
         if runtime.model.bundle is not None
         else ComponentOut(status="fallback", detail=f"rules: {runtime.model.problem}")
     )
     features, store_ready = feature_store_component(runtime)
+    audit = log_component(runtime.audit.health)
+    labels = log_component(runtime.labels.health)
     model_ok = model.status == "loaded"
-    if not store_ready or (not model_ok and runtime.settings.strict_readiness):
+    if (
+        not store_ready
+        or audit.status != "writable"
+        or (not model_ok and runtime.settings.strict_readiness)
+    ):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return ReadyOut(status="not_ready", model=model, feature_store=features)
-    healthy = model_ok and features.status == "loaded"
-    return ReadyOut(status="ready" if healthy else "degraded", model=model, feature_store=features)
+        verdict: ReadyStatus = "not_ready"
+    elif model_ok and features.status == "loaded" and labels.status == "writable":
+        verdict = "ready"
+    else:
+        verdict = "degraded"
+    return ReadyOut(
+        status=verdict, model=model, feature_store=features, audit_log=audit, label_log=labels
+    )
 
 
 @router.get(
@@ -101,11 +124,15 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latency by route and status, scores, decisions, fallbacks,
-    feature misses, velocity pushes, the online store's status and data age."""
+    feature misses, velocity pushes, the online store's status and data age, reopened
+    files and writable logs."""
     runtime = runtime_of(request)
     tracker = runtime.service.velocity
     if tracker is not None:
         runtime.metrics.velocity_pending.set(tracker.pending_events)
         runtime.metrics.velocity_dropped.set(tracker.stats.dropped)
+        runtime.metrics.velocity_clamped.set(tracker.stats.clamped)
     runtime.metrics.lookup_oldest.set(runtime.service.oldest_lookup_seconds())
+    for log in (runtime.audit.health, runtime.labels.health):
+        runtime.metrics.log_writable.labels(log.name).set(1 if log.writable else 0)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
