@@ -18,11 +18,15 @@ a retried request agree.
 
 The state is a function of the *set* of transactions it has seen: adding is idempotent
 per transaction id and independent of order, and pruning keeps (a) every transaction
-within ``RETAIN_SECONDS`` of the newest and (b) every transaction at the latest instant
-before the newest (so "previous transaction" is known even after a long pause), capped
-at the ``MAX_EVENTS`` newest. Because pruning only ever drops what a larger set would drop
-too, merging a stored state with pending transactions gives the same state as seeing
-them all in order: no update is lost by merging.
+within ``RETAIN_SECONDS`` of the *reference time* and (b) every transaction at the latest
+instant before it (so "previous transaction" is known even after a long pause), capped
+at the ``MAX_EVENTS`` newest. The reference time is the newest transaction, but never
+later than ``now`` when a clock is given: the service passes its clock, so a transaction
+dated ahead of the server cannot push the card's real last day out of its state; the
+offline log passes none (each transaction is "now" when it is added). Because pruning
+only ever drops what a larger set (or a later clock) would drop too, merging a stored
+state with pending transactions gives the same state as seeing them all in order: no
+update is lost by merging.
 """
 
 from __future__ import annotations
@@ -105,18 +109,19 @@ class VelocityState:
     def newest_seconds(self) -> float:
         return self.events[-1].seconds if self.events else math.nan
 
-    def add(self, new: Iterable[VelocityEvent]) -> VelocityState:
-        """The state after ``new`` transactions: idempotent per id, independent of order."""
+    def add(self, new: Iterable[VelocityEvent], now: float | None = None) -> VelocityState:
+        """The state after ``new`` transactions: idempotent per id, independent of order;
+        pruned from ``now`` (epoch seconds) when it is earlier than the newest."""
         known = {event.transaction_id for event in self.events}
         fresh = [event for event in new if event.transaction_id not in known]
         if not fresh:
             return self
         merged = {event.transaction_id: event for event in (*self.events, *fresh)}
-        return VelocityState(_prune(sorted(merged.values(), key=_order)))
+        return VelocityState(_prune(sorted(merged.values(), key=_order), now))
 
-    def merge(self, other: VelocityState) -> VelocityState:
+    def merge(self, other: VelocityState, now: float | None = None) -> VelocityState:
         """Union of two states (the stored one and transactions not yet pushed)."""
-        return self.add(other.events)
+        return self.add(other.events, now)
 
 
 EMPTY = VelocityState()
@@ -126,16 +131,17 @@ def _order(event: VelocityEvent) -> tuple[float, str]:
     return event.seconds, event.transaction_id
 
 
-def _prune(events: Sequence[VelocityEvent]) -> tuple[VelocityEvent, ...]:
-    """Keep the last ``RETAIN_SECONDS`` before the newest, the instant before it, capped."""
+def _prune(events: Sequence[VelocityEvent], now: float | None) -> tuple[VelocityEvent, ...]:
+    """Keep the last ``RETAIN_SECONDS`` before the reference time (the newest, at most
+    ``now``), the instant before it, and anything later; capped."""
     if not events:
         return ()
-    newest = events[-1].seconds
+    reference = events[-1].seconds if now is None else min(events[-1].seconds, now)
     seconds = [event.seconds for event in events]
-    start = bisect_right(seconds, newest - RETAIN_SECONDS)
-    before_newest = bisect_left(seconds, newest)  # events strictly before the newest instant
-    if before_newest > 0:
-        previous_instant = seconds[before_newest - 1]
+    start = bisect_right(seconds, reference - RETAIN_SECONDS)
+    before = bisect_left(seconds, reference)  # events strictly before the reference
+    if before > 0:
+        previous_instant = seconds[before - 1]
         start = min(start, bisect_left(seconds, previous_instant))
     start = max(start, len(events) - MAX_EVENTS)
     return tuple(events[start:])

@@ -1,7 +1,8 @@
 """API keys: which keys are valid now, and a stable, non-secret id for each.
 
 Keys come from ``API_KEYS`` (fixed for the life of the process) and from the mounted
-secret file ``API_KEYS_FILE`` (one key per line). The file is re-read when its
+secret file ``API_KEYS_FILE``, read by :func:`parse_keys` here and in the settings' start-up
+check alike, so a file of comments alone is no key anywhere. The file is re-read when its
 modification time or size changes, checked at most every ``refresh_seconds``, so a key
 can be rotated without a restart: add the new key to the Secret, move the callers, remove
 the old key. Kubernetes updates a mounted Secret in place (within about a minute); a
@@ -29,7 +30,9 @@ def key_id(key: str) -> str:
 
 
 def parse_keys(text: str) -> tuple[str, ...]:
-    """Keys of a secret file: one per line; blank lines and ``#`` comments are ignored."""
+    """Keys of a secret file: one key per line, surrounding whitespace stripped; blank
+    lines and lines whose first non-blank character is ``#`` (comments) are ignored, so a
+    key cannot begin with ``#``."""
     lines = (line.strip() for line in text.splitlines())
     return tuple(line for line in lines if line and not line.startswith("#"))
 

@@ -19,6 +19,11 @@ Consistency, within one process (one writer per customer):
   scored together (a batch, or single requests coalesced into a group) see each other
   in timestamp order, as the offline computation does.
 - **Retries count once.** A transaction id already in the state is ignored.
+- **The clock, not the input, drives the state.** A transaction dated more than
+  ``max_future_skew_s`` ahead of the tracker's clock is recorded at the clock's time
+  (counted in ``stats.clamped``): it still counts for the card's next transactions, and
+  it cannot make pruning drop the card's real last day. Pruning is referred to the clock
+  whenever the newest transaction is later (``VelocityState.add(..., now)``).
 
 Across processes, two writers for one customer could overwrite each other's push; the
 deployment keeps one writer per customer (``docs/velocity.md``).
@@ -27,6 +32,7 @@ deployment keeps one writer per customer (``docs/velocity.md``).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +52,7 @@ class PushStats:
     pushed_customers: int = 0
     failures: int = 0
     dropped: int = 0
+    clamped: int = 0  # recorded at the clock's time: dated beyond the allowed skew
 
 
 class VelocityTracker:
@@ -59,8 +66,13 @@ class VelocityTracker:
         max_batch: int = 500,
         on_push: Callable[[int, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        max_future_skew_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self.max_future_skew_s = max_future_skew_s
+        self._clock = clock
+        self._clamp_logged_at = -math.inf
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self.max_batch = max_batch
@@ -89,21 +101,40 @@ class VelocityTracker:
     def record(self, events: Sequence[tuple[str, VelocityEvent]]) -> None:
         """File scored transactions (customer id, event) for the next push; never blocks
         on the store. Beyond ``max_pending`` waiting transactions, new ones are dropped
-        and counted (the store has been failing for a while)."""
+        and counted (the store has been failing for a while). A transaction dated more
+        than ``max_future_skew_s`` ahead of the clock is recorded at the clock's time."""
         if self._store is None or not events:
             return
+        now = self._clock()
+        clamped = 0
         with self._lock:
             for customer, event in events:
                 if self._pending_events >= self.max_pending:
                     self.stats.dropped += 1
                     continue
+                if event.seconds > now + self.max_future_skew_s:
+                    event = event._replace(seconds=now)
+                    clamped += 1
                 before = self._pending.get(customer, EMPTY)
-                after = before.add((event,))
+                after = before.add((event,), now)
                 self._pending[customer] = after
                 self._pending_events += len(after.events) - len(before.events)
             due = len(self._pending) >= self.max_batch
+            self.stats.clamped += clamped
+        if clamped:
+            self._log_clamped(clamped, now)
         if due:
             self._wake.set()
+
+    def _log_clamped(self, clamped: int, now: float) -> None:
+        """One warning a minute at most: a flood of future-dated input must not flood logs."""
+        if now - self._clamp_logged_at < 60.0:
+            return
+        self._clamp_logged_at = now
+        log.warning(
+            "transactions dated ahead of the server clock: velocity state records them now",
+            extra={"fields": {"clamped": clamped, "clamped_total": self.stats.clamped}},
+        )
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until everything recorded so far is stored (tests, shutdown)."""
@@ -141,7 +172,8 @@ class VelocityTracker:
             return
         began = time.perf_counter()
         stored, stored_times = self._store.read(customers)
-        merged = [s.merge(batch[c]) for c, s in zip(customers, stored, strict=True)]
+        clock = self._clock()
+        merged = [s.merge(batch[c], clock) for c, s in zip(customers, stored, strict=True)]
         times = [state_time(s, t) for s, t in zip(merged, stored_times, strict=True)]
         self._store.write(customers, merged, times)
         seconds = time.perf_counter() - began
@@ -184,13 +216,16 @@ def merged_states(
     customers: Sequence[str],
     stored: Sequence[VelocityState] | None,
     pending: dict[str, VelocityState],
+    now: float | None = None,
 ) -> dict[str, VelocityState]:
-    """Stored state (if read) merged with pending transactions, per customer."""
+    """Stored state (if read) merged with pending transactions, per customer, pruned from
+    ``now`` (default: the wall clock)."""
+    now = time.time() if now is None else now
     out: dict[str, VelocityState] = {}
     for i, customer in enumerate(customers):
         if customer in out:
             continue
         base = stored[i] if stored is not None else EMPTY
         extra = pending.get(customer)
-        out[customer] = base.merge(extra) if extra is not None else base
+        out[customer] = base.merge(extra, now) if extra is not None else base
     return out

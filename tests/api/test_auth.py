@@ -99,3 +99,16 @@ def test_the_access_log_names_the_key_by_id_never_by_value(
         (401, None),
     ]
     assert not [line for line in lines if "s3cret" in json.dumps(line) or "wrong" in str(line)]
+
+
+def test_a_comment_only_key_file_means_no_keys_yet(
+    client_for: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "api-keys"
+    secret.write_text("# placeholder: the real keys come with the Secret\n\n")
+    capsys.readouterr()
+    client = client_for(api_keys_file=secret)
+    assert "API key file has no keys yet" in capsys.readouterr().err
+    assert client.get("/v1/model").status_code == 401
+    comment = {"X-API-Key": "# placeholder: the real keys come with the Secret"}
+    assert client.get("/v1/model", headers=comment).status_code == 401

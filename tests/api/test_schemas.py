@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -65,8 +66,41 @@ def test_unknown_and_missing_fields_are_refused() -> None:
 
 
 def test_batches_are_bounded() -> None:
+    """At least one transaction; the cap is MAX_BATCH's 413, before validation
+    (tests/api/test_predict.py), not a schema error."""
     assert len(BatchIn.model_validate({"transactions": [VALID] * 3}).transactions) == 3
     with pytest.raises(ValidationError):
         BatchIn.model_validate({"transactions": []})
+
+
+@pytest.mark.parametrize(
+    "stamp,utc",
+    [
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999+00:00"),
+        ("2016-12-31T23:59:60.5z", "2016-12-31T23:59:59.999999+00:00"),
+        ("2016-12-31 18:59:60-05:00", "2016-12-31T23:59:59.999999+00:00"),
+        ("2015-07-01T05:29:60+05:30", "2015-06-30T23:59:59.999999+00:00"),
+    ],
+)
+def test_a_leap_second_is_the_last_instant_of_its_minute(stamp: str, utc: str) -> None:
+    """RFC 3339 allows second 60 at the end of a UTC day: read as 23:59:59.999999."""
+    tx = TransactionIn.model_validate({**VALID, "timestamp": stamp})
+    assert tx.timestamp.astimezone(UTC).isoformat() == utc
+    assert tx.timestamp.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2016-12-31T23:58:60Z",  # not the last minute of the day
+        "2016-12-31T22:59:60Z",
+        "2016-12-31T23:59:60+01:00",  # 22:59:60 UTC
+        "2016-12-31T23:59:61Z",
+        "2016-12-31T24:00:00Z",
+        "2016-13-31T23:59:60Z",
+        "2016-12-31T23:59:60",  # no time zone
+    ],
+)
+def test_other_second_60s_are_still_refused(stamp: str) -> None:
     with pytest.raises(ValidationError):
-        BatchIn.model_validate({"transactions": [VALID] * 1_001})
+        TransactionIn.model_validate({**VALID, "timestamp": stamp})

@@ -99,3 +99,42 @@ def test_a_burst_is_visible_to_the_next_transaction(pushing: TestClient) -> None
     assert rows.columns["vel_tx_count_10m"][0] == 6
     assert rows.columns["vel_seconds_since_prev"][0] == 200 - 150
     assert rows.columns["vel_amount_10m"][0] == sum(10.0 + i * 30 for i in range(6))
+
+
+def test_a_future_dated_batch_does_not_wipe_the_cards_history(pushing: TestClient) -> None:
+    """A batch dated almost a day ahead is scored, but the card's real last hour stays in
+    its velocity state, and the batch counts from now on (it cannot hide in the future)."""
+    now = datetime.now(UTC)
+    history = [
+        body(i, "CFUTURE", timestamp=(now - timedelta(minutes=5 * i)).isoformat())
+        for i in range(1, 6)
+    ]
+    for tx in history:
+        assert pushing.post("/v1/predict", json=tx).status_code == 200
+    ahead = [
+        body(
+            100 + i,
+            "CFUTURE",
+            timestamp=(now + timedelta(hours=23, minutes=59, seconds=i)).isoformat(),
+        )
+        for i in range(3)
+    ]
+    answer = pushing.post("/v1/predict/batch", json={"transactions": ahead})
+    assert answer.status_code == 200 and answer.json()["count"] == 3
+    runtime: Any = pushing.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.service.velocity.flush(10.0)  # what follows reads the stored state
+    from app.schemas import TransactionIn
+
+    for stamp, want in ((now, 5), (datetime.now(UTC) + timedelta(seconds=1), 8)):
+        nxt = TransactionIn.model_validate(body(200, "CFUTURE", timestamp=stamp.isoformat()))
+        rows = runtime.service.rows([nxt], runtime.service.lookup_blocking([nxt]))
+        assert (rows.columns["vel_tx_count_1h"][0], rows.columns["vel_tx_count_24h"][0]) == (
+            want,
+            want,
+        )
+    assert len(stored_ids(pushing, "CFUTURE")) == 8
+    metrics = pushing.get("/metrics").text
+    clamped = next(
+        line for line in metrics.splitlines() if line.startswith("fraud_velocity_clamped")
+    )
+    assert float(clamped.split()[-1]) >= 3  # the three of this test (the client is shared)

@@ -157,3 +157,31 @@ def test_offline_states_hold_the_state_after_each_transaction() -> None:
         [VelocityState.from_row(frame.iloc[2])], [T0 + 7200], [0.0], [0.0]
     )
     assert features["vel_tx_count_24h"][0] == 3.0
+
+
+def test_a_future_newest_does_not_prune_the_history_before_now() -> None:
+    """Pruning follows the server's clock: a transaction dated almost a day ahead must not
+    push the card's real last day out of its state."""
+    history = [event(-i * 600, f"h{i}") for i in range(1, 6)]  # the last 50 minutes
+    ahead = [event(RETAIN_SECONDS - 30 + i, f"f{i}") for i in range(3)]
+    state = EMPTY.add(history, now=T0).add(ahead, now=T0)
+    assert [e.transaction_id for e in state.events] == [f"h{i}" for i in range(5, 0, -1)] + [
+        "f0",
+        "f1",
+        "f2",
+    ]
+    f = named(features_of(state, T0 + 1, 0.0, 0.0))
+    assert (f["vel_tx_count_1h"], f["vel_tx_count_24h"]) == (5, 5)
+    # Without a clock (the offline log, where each transaction is "now"), the newest rules.
+    assert [e.transaction_id for e in EMPTY.add(history + ahead).events] == ["f0", "f1", "f2"]
+
+
+def test_pruning_with_a_clock_never_drops_what_the_merged_state_keeps() -> None:
+    """The merge property holds with the clock too, however far it moved between them."""
+    rng = random.Random(12)
+    for trial in range(200):
+        a = [event(rng.randrange(-300_000, 100_000), f"a{trial}-{i}") for i in range(20)]
+        b = [event(rng.randrange(-300_000, 100_000), f"b{trial}-{i}") for i in range(20)]
+        earlier = T0 + rng.randrange(-200_000, 0)
+        stored = EMPTY.add(a, now=earlier)  # pruned when the clock was earlier
+        assert stored.merge(EMPTY.add(b, now=T0), now=T0) == EMPTY.add(a + b, now=T0)
