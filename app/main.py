@@ -18,10 +18,11 @@ from fastapi.concurrency import run_in_threadpool
 from opentelemetry.sdk.trace import SpanProcessor
 
 from app import __version__
+from app.api.admission import AdmissionMiddleware
 from app.api.deps import Runtime, require_api_key
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestMiddleware
-from app.api.routes import features, feedback, health, model, predict
+from app.api.routes import docs, features, feedback, health, model, predict
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.telemetry import ServerSpans, Span, span_factory, tracer_provider
@@ -29,6 +30,7 @@ from app.dashboard import routes as dashboard
 from app.dashboard.state import load_dashboard
 from app.dashboard.upload import CSV_UPLOAD_PATH
 from app.services.api_keys import ApiKeys
+from app.services.dependency_health import FileWatch
 from app.services.feature_health import FeatureStoreHealth
 from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.label_log import LabelLog
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 # Probes and scrapes run every few seconds and would drown the traces, and so would the
 # dashboard's assets and its Live page's polling.
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/dashboard/api/live"})
-UNTRACED_PREFIXES = ("/dashboard/static/",)
+UNTRACED_PREFIXES = ("/dashboard/static/", "/docs/static/")
 
 
 def api_keys(settings: Settings) -> ApiKeys:
@@ -85,6 +87,15 @@ def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Run
     scoring = load_scoring(settings, span, metrics, push_velocity=True)
     metrics.model_loaded.set(1 if scoring.model.bundle is not None else 0)
     health, unchecked = feature_health(settings, scoring.features, metrics)
+    consecutive, every = settings.log_health_consecutive, settings.file_check_seconds
+    labels = LabelLog(settings.label_log, consecutive, every)
+    audit = PredictionLog(
+        settings.audit_log,
+        settings.audit_synchronous,
+        settings.audit_retention_hours,
+        consecutive,
+        every,
+    )
     runtime = Runtime(
         settings=settings,
         model=scoring.model,
@@ -92,10 +103,9 @@ def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Run
         feature_problem=scoring.feature_problem or unchecked,
         feature_health=health,
         service=scoring.service,
-        labels=LabelLog(settings.label_log),
-        audit=PredictionLog(
-            settings.audit_log, settings.audit_synchronous, settings.audit_retention_hours
-        ),
+        labels=labels,
+        audit=audit,
+        file_watch=FileWatch([audit.check, labels.check], settings.file_check_seconds),
         keys=api_keys(settings),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         metrics=metrics,
@@ -123,7 +133,7 @@ def create_app(
     configure_logging(settings.log_level)
     if settings.api_keys is None and settings.api_keys_file is None:
         log.warning("no API keys configured: /v1 is open (local environment only)")
-    elif not settings.keys:  # a key file that is not there (yet): every call gets 401
+    elif not settings.keys:  # a key file absent (yet) or of comments only: every call gets 401
         log.warning("API key file has no keys yet: /v1 answers 401 until it has")
     metrics = ServiceMetrics(LiveWindow() if settings.dashboard_enabled else None)
     provider = tracer_provider(
@@ -138,6 +148,8 @@ def create_app(
         app.state.runtime = runtime
         if runtime.feature_health is not None:
             runtime.feature_health.start()
+        if runtime.file_watch is not None:
+            runtime.file_watch.start()
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
         # (they otherwise cost a fraction of a millisecond every few hundred requests).
@@ -151,6 +163,8 @@ def create_app(
             runtime.accepting = False
             if runtime.feature_health is not None:
                 runtime.feature_health.close()
+            if runtime.file_watch is not None:
+                runtime.file_watch.close()
             runtime.service.close()
             runtime.labels.close()
             runtime.audit.close()
@@ -162,9 +176,19 @@ def create_app(
         summary="Real-time card-fraud scores from a Feast-fed autoencoder + LightGBM ensemble.",
         lifespan=lifespan,
         debug=settings.debug,
+        docs_url=None,  # served from the image instead of a CDN (app/api/routes/docs.py)
+        redoc_url=None,
     )
     install_error_handlers(app)
     tracer = provider.get_tracer("app.scoring")
+    app.add_middleware(  # inside RequestMiddleware: sheds get ids, metrics, a log line
+        AdmissionMiddleware,
+        single_limit=settings.admission_single_limit,
+        batch_limit=settings.admission_batch_limit,
+        retry_after_s=settings.admission_retry_after_seconds,
+        metrics=metrics,
+        single_target_s=settings.admission_single_target_ms / 1000 or None,
+    )
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,
@@ -178,5 +202,7 @@ def create_app(
         app.include_router(router, dependencies=secured)
     if settings.dashboard_enabled:
         dashboard.mount(app)
+    if settings.docs_enabled:
+        docs.mount(app)
     span = span_factory(tracer)
     return app

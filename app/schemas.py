@@ -2,7 +2,9 @@
 
 Requests are strict: unknown fields, non-finite numbers, numbers sent as strings,
 timestamps without a time zone and identifiers outside ``[A-Za-z0-9_-]{1,64}`` are
-rejected. Optional context defaults to ``feature_repo.request_features.REQUEST_DEFAULTS``.
+rejected. An RFC 3339 leap second (``23:59:60`` UTC, after the offset) reads as
+``23:59:59.999999``, the last instant Python can represent in that minute. Optional
+context defaults to ``feature_repo.request_features.REQUEST_DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+_LEAP_SECOND = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):60(?:\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=False)
 
@@ -83,7 +88,7 @@ class TransactionIn(BaseModel):
             isinstance(value, str) and not _RFC3339.fullmatch(value)
         ):
             raise ValueError("must be an RFC 3339 string with a time zone")
-        return value
+        return _leap_second(value) if isinstance(value, str) else value
 
     @field_validator("timestamp")
     @classmethod
@@ -93,12 +98,34 @@ class TransactionIn(BaseModel):
         return value
 
 
+def _leap_second(text: str) -> str | datetime:
+    """``text`` itself, or for a leap second (second 60, valid only at 23:59 UTC) the
+    datetime of 23:59:59.999999 in the same offset."""
+    match = _LEAP_SECOND.fullmatch(text)
+    if match is None:
+        return text
+    day, hour, minute, zone = match.groups()
+    offset = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        moment = datetime.fromisoformat(f"{day}T{hour}:{minute}:59.999999{offset}")
+    except ValueError:
+        raise ValueError("must be an RFC 3339 string with a time zone") from None
+    utc = moment.astimezone(UTC)
+    if (utc.hour, utc.minute) != (23, 59):
+        raise ValueError("second 60 is a leap second: only at 23:59 UTC")
+    return moment
+
+
 class BatchIn(BaseModel):
     """Up to ``max_batch`` transactions scored with one online-feature call."""
 
     model_config = _STRICT
 
-    transactions: list[TransactionIn] = Field(min_length=1, max_length=1_000)
+    # No max_length: a longer batch is a 413 (app.api.routes.predict counts it before any
+    # transaction is validated), not a schema error.
+    transactions: list[TransactionIn] = Field(
+        min_length=1, description="at most MAX_BATCH (1,000); more is a 413"
+    )
 
 
 class ReasonOut(BaseModel):
@@ -182,10 +209,27 @@ class ComponentOut(BaseModel):
     detail: str | None = None
 
 
+class LogComponentOut(BaseModel):
+    """The audit or label log: ``writable``, ``failing`` (its writes fail, after
+    hysteresis; ``detail`` says why) or ``unavailable`` (starting or stopping)."""
+
+    status: Literal["writable", "failing", "unavailable"]
+    detail: str | None = None
+
+
+ReadyStatus = Literal["ready", "degraded", "not_ready"]
+
+
 class ReadyOut(BaseModel):
-    status: Literal["ready", "degraded", "not_ready"]
+    status: ReadyStatus
     model: ComponentOut
     feature_store: ComponentOut
+    audit_log: LogComponentOut | None = Field(
+        default=None, description="failing: no score can be answered (not ready)"
+    )
+    label_log: LogComponentOut | None = Field(
+        default=None, description="failing: feedback is refused (degraded, still ready)"
+    )
 
 
 class HealthOut(BaseModel):

@@ -30,6 +30,7 @@ log = logging.getLogger("app.access")
 
 _TOKEN = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+CLIENT_CLOSED = 499  # nginx's code for "the client went away before the answer"
 
 
 class BodyTooLarge(HTTPException):
@@ -109,6 +110,10 @@ class RequestMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
+                if not message.get("more_body", False):  # the server's time starts here
+                    state["received"] = time.perf_counter()
+            elif message["type"] == "http.disconnect" and not started and "received" not in state:
+                state["cut_off"] = True  # the body never came whole: nobody hears the answer
             return message
 
         try:
@@ -121,10 +126,15 @@ class RequestMiddleware:
             if not started:
                 await _send_error(send_with_ids, 413, str(exc.detail))
         finally:
+            if state.get("cut_off"):
+                # Gone mid-body (it hung up, or the edge's body timeout answered 408): what
+                # the app makes of the half body reaches no one, so neither log nor metric
+                # may call it a 400 or a 500.
+                status_code = CLIENT_CLOSED
             if traced is not None:
                 route = scope.get("route")
                 self.spans.end(traced, method, getattr(route, "path", None), status_code)
-            self._account(scope, state, status_code, time.perf_counter() - start)
+            self._account(scope, state, status_code, start)
 
     def _too_large(self) -> str:
         return f"body larger than {self.max_body_bytes} bytes"
@@ -148,16 +158,22 @@ class RequestMiddleware:
             return 415, "content type must be application/json"
         return None
 
-    def _account(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+    def _account(self, scope: Scope, state: dict[str, Any], status: int, start: float) -> None:
+        """Metrics and the Live page get the server's time, from when the body had been
+        received (a slow sender's own time is not the service's latency); the access log
+        gets the total as ``latency_ms``, and the server's time as ``served_ms``."""
+        end = time.perf_counter()
+        served = end - state.get("received", start)
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
-        self.metrics.observe_request(template, scope["method"], status, seconds)
+        self.metrics.observe_request(template, scope["method"], status, served)
         fields = {
             "request_id": state.get("request_id"),
             "method": scope["method"],
             "route": template,
             "status": status,
-            "latency_ms": round(seconds * 1000, 3),
+            "latency_ms": round((end - start) * 1000, 3),
+            "served_ms": round(served * 1000, 3),
             "api_key": state.get("api_key"),
             **state.get("log", {}),
         }

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.services.api_keys import parse_keys
+
 Environment = Literal["local", "gke"]
 
 
@@ -33,6 +35,51 @@ class Settings(BaseSettings):
         description="idle keep-alive connections are closed after this long; above the "
         "600 s of Google Cloud load balancers, so a balancer never reuses a connection the "
         "pod is closing (uvicorn's own default, 5 s, races with every long-lived client)",
+    )
+    # Edge limits of the HTTP protocol (docs/reliability.md, "Edge"; app/server/)
+    http_max_request_line_bytes: int = Field(
+        default=8_192, ge=256, le=65_536, description="longer request lines get 414"
+    )
+    http_max_header_bytes: int = Field(
+        default=32_768,
+        ge=1_024,
+        le=1_048_576,
+        description="a request head (line and headers) larger than this gets 431, so one "
+        "huge header cannot stall the event loop or take memory",
+    )
+    http_max_headers: int = Field(
+        default=100, ge=8, le=1_000, description="more request headers than this get 431"
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a request head must arrive within this (from the connection's or the "
+        "request's first byte), else 408 and close: slow or idle clients cannot hold sockets",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="a request body must arrive within this after its head, else 408 and close",
+    )
+    http_max_connections: int = Field(
+        default=4_096,
+        ge=1,
+        le=1_000_000,
+        description="open connections per process; a new one past this gets a fast 503 and "
+        "is closed, so file descriptors cannot run out (keep it below the fd limit)",
+    )
+    http_linger_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="after an early answer (413, a refusal) the rest of the request is read "
+        "and discarded for up to this long before closing, so the client sees the answer, "
+        "not a connection reset",
+    )
+    http_linger_bytes: int = Field(
+        default=16_777_216, ge=0, description="the most a lingering close reads and discards"
     )
     debug: bool = False
 
@@ -107,6 +154,15 @@ class Settings(BaseSettings):
         ge=1,
         description="transactions waiting to be pushed beyond which new ones are dropped",
     )
+    # Velocity state and the server clock (docs/reliability.md, same title)
+    velocity_max_future_skew_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="a transaction dated further ahead of the server clock is still scored, "
+        "but enters the velocity state at the server's time: future-dated input cannot "
+        "prune a card's real history",
+    )
     feature_reader: Literal["auto", "feast"] = Field(
         default="auto",
         description="auto: read a SQLite online store in bulk (same values); feast: Feast's read",
@@ -125,6 +181,33 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=1_000, ge=1, le=1_000, description="may only lower the 1,000 cap"
     )
+    # Load shedding (docs/reliability.md, "Load shedding")
+    admission_single_limit: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="single-transaction requests admitted at once (scoring or queued for it); "
+        "more get a fast 503, so an overload cannot queue the admitted ones past the SLO",
+    )
+    admission_single_target_ms: float = Field(
+        default=100.0,
+        ge=0,
+        le=60_000,
+        description="latency target of admitted single requests (body received to answer): "
+        "answers slower than this halve the number admitted at once, faster ones let it grow "
+        "back to the limit; holds the admitted latency when the pod gets less CPU than the "
+        "limit assumes (0: the fixed limit alone)",
+    )
+    admission_batch_limit: int = Field(
+        default=2,
+        ge=1,
+        le=1_000,
+        description="batch requests admitted at once; more get a fast 503, so batches cannot "
+        "take the CPU or the places of single transactions",
+    )
+    admission_retry_after_seconds: int = Field(
+        default=1, ge=1, le=3_600, description="Retry-After of a shed request's 503"
+    )
 
     api_keys: SecretStr | None = Field(default=None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(
@@ -141,6 +224,12 @@ class Settings(BaseSettings):
         default=0, ge=0, description="bucket size (0: one second's worth of the rate)"
     )
 
+    # API documentation pages (app/api/routes/docs.py; SECURITY.md, "Limits")
+    docs_enabled: bool = Field(
+        default=True,
+        description="serve Swagger UI (/docs) and ReDoc (/redoc) from files in the image, "
+        "never a CDN (off: neither page; /openapi.json stays)",
+    )
     dashboard_enabled: bool = Field(
         default=True,
         description="serve the operator dashboard under /dashboard (behind the API keys "
@@ -152,6 +241,44 @@ class Settings(BaseSettings):
     model_card_dir: Path = Field(
         default=Path("models/card"),
         description="the model card the dashboard shows (`dvc repro model_card`)",
+    )
+    # Dashboard uploads and sessions (docs/reliability.md, "Dashboard uploads"/"sessions")
+    dashboard_upload_max_rows: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description="an uploaded CSV with more rows gets 413 as soon as its row past the limit "
+        "is read: a file of tiny rows cannot take seconds of CPU and hundreds of MiB",
+    )
+    dashboard_sign_in_failures_burst: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="failed sign-ins one client address may make in a row before 429; per "
+        "address, so a flood from one cannot lock operators elsewhere out",
+    )
+    dashboard_sign_in_failures_per_second: float = Field(
+        default=2.0, gt=0, le=1_000, description="then this many a second (key guessing)"
+    )
+    dashboard_sign_in_addresses_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="client addresses the failed-sign-in throttle remembers (memory bound)",
+    )
+    dashboard_sign_ins_per_key_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="sessions one key may open per minute and pod (a leaked key cannot mint "
+        "sessions without end)",
+    )
+    dashboard_revoked_sessions_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="signed-out sessions a pod remembers until they expire (memory bound; "
+        "past it, signing out ends every session of that key on the pod)",
     )
 
     label_log: Path = Path("var/labels.sqlite")
@@ -166,6 +293,22 @@ class Settings(BaseSettings):
     )
     audit_retention_hours: float = Field(
         default=168.0, gt=0, description="audit rows older than this are pruned"
+    )
+    # Files that disappear, and readiness from the logs (docs/reliability.md, "Limits").
+    file_check_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3_600,
+        description="how often an idle audit or label log is checked: a deleted or replaced "
+        "file is reopened (every write also checks) and a probe write proves it writable "
+        "for /readyz (0: writes only)",
+    )
+    log_health_consecutive: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="write outcomes in a row (requests' or probes') needed to turn a log's "
+        "/readyz component failing or writable again, so a pod does not flap",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     pii_hash_key: SecretStr = Field(
@@ -186,9 +329,10 @@ class Settings(BaseSettings):
         keys: list[str] = []
         if self.api_keys is not None:
             keys += self.api_keys.get_secret_value().split(",")
+        keys = [k.strip() for k in keys if k.strip()]
         if self.api_keys_file is not None and self.api_keys_file.is_file():
-            keys += self.api_keys_file.read_text().splitlines()
-        return tuple(k.strip() for k in keys if k.strip())
+            keys += parse_keys(self.api_keys_file.read_text())  # as ApiKeys reads it
+        return tuple(keys)
 
     @cached_property
     def hash_key(self) -> bytes:

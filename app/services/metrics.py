@@ -6,11 +6,15 @@ Kubernetes runs one uvicorn worker per pod, so per-process metrics are per-pod m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
+from app.server.limits import REASONS, REFUSALS
+from app.services.file_identity import WATCHED_FILES, reopened_total
 from app.services.live import SCORING_ROUTES, LiveWindow
 from app.services.predictor import Prediction
 from feature_repo.online_status import LoadRecord
@@ -75,9 +79,23 @@ class ServiceMetrics:
             "1 when a verified model bundle is loaded, 0 when scoring with rules.",
             registry=self.registry,
         )
+        self.model_reloads = Counter(
+            "fraud_model_reload",
+            "POST /v1/model/reload by outcome: reloaded, or refused (the old model kept).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("reloaded", "refused"):
+            self.model_reloads.labels(outcome)
         self.audit_failures = Counter(
             "fraud_audit_log_failures",
             "Scoring requests answered 503 because the audit log could not be written.",
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "fraud_shed",
+            "Scoring requests refused with 503 because the route's admission budget was full.",
+            ["route"],
             registry=self.registry,
         )
         self.feedback = Counter(
@@ -111,6 +129,12 @@ class ServiceMetrics:
         self.velocity_dropped = Gauge(
             "fraud_velocity_dropped_transactions",
             "Scored transactions not recorded because too many were pending (cumulative).",
+            registry=self.registry,
+        )
+        self.velocity_clamped = Gauge(
+            "fraud_velocity_clamped_transactions",
+            "Transactions dated beyond VELOCITY_MAX_FUTURE_SKEW_SECONDS ahead, recorded in the "
+            "velocity state at the server's time instead (cumulative).",
             registry=self.registry,
         )
 
@@ -154,6 +178,16 @@ class ServiceMetrics:
             "Age of the oldest unfinished online feature lookup (0 when none).",
             registry=self.registry,
         )
+        # Files that disappear and logs that cannot be written (docs/reliability.md).
+        self.registry.register(_ReopenedFiles())
+        self.log_writable = Gauge(
+            "fraud_log_writable",
+            "1 while the log's writes succeed (after hysteresis), 0 once they fail.",
+            ["file"],
+            registry=self.registry,
+        )
+
+        self.registry.register(_RefusalCollector())
 
     def observe_feature_check(self, result: str, status: str, record: LoadRecord | None) -> None:
         """One online store check: its raw ``result`` and the ``status`` it leaves."""
@@ -206,6 +240,37 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RefusalCollector(Collector):
+    """``fraud_http_refused_total{reason}``: the HTTP protocol's refusals (app/server/),
+    counted outside the app in the process-wide ``REFUSALS``."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "fraud_http_refused",
+            "Requests and connections refused by the HTTP edge limits, by reason.",
+            labels=["reason"],
+        )
+        counts = REFUSALS.counts()
+        for reason in REASONS:
+            family.add_metric([reason], counts.get(reason, 0))
+        yield family
+
+
+class _ReopenedFiles(Collector):
+    """``fraud_file_reopened_total{file}``: counted per process by ``file_identity``."""
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "fraud_file_reopened",
+            "Files reopened because their path named another file or none (deleted or "
+            "replaced while open).",
+            labels=["file"],
+        )
+        for name in WATCHED_FILES:
+            family.add_metric([name], reopened_total(name))
+        return [family]
 
 
 def _by_labels(metric: Counter, labels: tuple[str, ...]) -> dict[tuple[str, ...], int]:
