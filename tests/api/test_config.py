@@ -93,3 +93,49 @@ def test_python_m_app_passes_the_server_settings_to_uvicorn(
     monkeypatch.setenv("KEEP_ALIVE_SECONDS", "75")
     entry.main()
     assert seen["timeout_keep_alive"] == 75
+
+
+LIMIT_PREFIXES = (
+    "http_",
+    "keep_alive_",
+    "rate_limit_",
+    "velocity_max_pending",
+    "admission_",
+    "dashboard_upload_",
+    "dashboard_sign_in",
+    "dashboard_revoked_",
+    "velocity_max_future_",
+    "file_check_",
+    "log_health_",
+    "max_body_",
+    "max_batch",
+)
+
+
+def test_every_limit_is_documented_with_its_default() -> None:
+    """SECURITY.md's Limits table and docs/reliability.md name every limit setting, with
+    the default the code has (docs that drift from the code mislead an operator)."""
+    root = Path(__file__).resolve().parents[2]
+    security = root.joinpath("SECURITY.md").read_text()
+    table = security[security.index("## Limits") : security.index("## The container")]
+    reliability = root.joinpath("docs", "reliability.md").read_text()
+    limits = [name for name in Settings.model_fields if name.startswith(LIMIT_PREFIXES)]
+    assert len(limits) >= 20
+    for name in limits:
+        variable = name.upper()
+        row = next((line for line in table.splitlines() if f"`{variable}`" in line), None)
+        assert row is not None, f"{variable} is not in SECURITY.md's Limits table"
+        default = Settings.model_fields[name].default
+        if isinstance(default, bool) or default is None:
+            continue
+        shown = f"{default:,}" if isinstance(default, int) else f"{default:g}"
+        if default == 0:
+            shown = "0: "
+        if name == "max_body_bytes":
+            shown = f"{default // 1_048_576} MiB"
+        if name == "http_linger_bytes":
+            shown = f"{default // 1_048_576} MiB"
+        assert f"`{variable}` ({shown}" in row, (
+            f"{variable}: SECURITY.md does not show its default {shown}: {row}"
+        )
+        assert variable in reliability, f"{variable} is not in docs/reliability.md"
