@@ -22,11 +22,14 @@ def test_demo_builds_the_model_card_before_it_serves() -> None:
     assert card < serve
 
 
-def test_e2e_runs_the_deployed_path_tests_and_ci_runs_them_through_make_test() -> None:
+def test_e2e_and_abuse_run_in_make_test_which_ci_runs() -> None:
     assert any("pytest tests/e2e -m e2e" in line for line in dry_run("e2e"))
+    assert any("pytest tests/abuse -m abuse" in line for line in dry_run("abuse"))
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-    everything, deployed = [line for line in dry_run("test") if "pytest" in line]
-    assert everything.endswith("pytest --ignore=tests/e2e")  # slow tests included
+    everything, abuse, deployed = [line for line in dry_run("test") if "pytest" in line]
+    # slow tests included; the load-shaped and deployed-path ones in processes of their own
+    assert everything.endswith("pytest --ignore=tests/e2e --ignore=tests/abuse")
+    assert abuse.endswith("pytest tests/abuse -m abuse")
     assert deployed.endswith("pytest tests/e2e -m e2e")
 
 
