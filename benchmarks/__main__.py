@@ -12,6 +12,9 @@ Sections, in order:
 4. ``training``: ``training.external`` on a 300,000-row file, and the training pipeline's
    stages (``--pipeline scratch`` reruns them from scratch in a copy of the workspace;
    ``auto`` times whatever ``dvc repro`` has to do in the workspace).
+5. ``protocol``: the service on the edge protocol (``python -m app``) against the stack
+   it replaced (httptools), alike in all else (:mod:`benchmarks.protocols`). ``--only
+   protocol`` measures this alone and merges it into the existing results.
 
 Results go to ``benchmarks/results.json`` and ``BENCHMARKS.md``. Every load is bounded in
 time and count and every server listens on 127.0.0.1.
@@ -45,6 +48,7 @@ from benchmarks.harness import (
     start_service,
     unpin,
 )
+from benchmarks.protocols import run_protocols
 from benchmarks.report import read_soak, write_markdown
 from benchmarks.server import Server, start
 
@@ -190,6 +194,36 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
     unpin()
 
 
+def run_protocol(args: argparse.Namespace, results: dict[str, Any], own_run: bool) -> None:
+    """The edge protocol against httptools: server on core 0, generator on core 1."""
+    from app.core.config import Settings
+
+    singles = [orjson.dumps(b) for b in request_bodies(args.data, args.transactions)]
+    pin({1} if args.pin else set())
+    compile_service(args.serve_python)
+    protocol = run_protocols(
+        args.serve_python,
+        args.port,
+        service_env(args.port, args.out_dir),
+        {0} if args.pin else None,
+        singles,
+        args.seconds,
+        args.protocol_rates,
+        args.out_dir,
+    )
+    unpin()
+    command = "python -m benchmarks " + " ".join(sys.argv[1:])
+    results["protocol"] = {
+        **protocol,
+        "machine": machine(),
+        "command": command.strip(),
+        # what the service serves: its settings, read from the same environment
+        "bundle": str(Settings().bundle_uri),
+        "feature_repo": str(Settings().feature_repo),
+        "own_run": own_run,
+    }
+
+
 def handbook_file(source: Path, rows: int, path: Path) -> Path:
     """The first ``rows`` simulated transactions in the Fraud Detection Handbook's schema."""
     frame = pd.read_parquet(source).head(rows)
@@ -279,6 +313,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--external-rows", type=int, default=300_000)
     parser.add_argument("--pipeline", choices=("auto", "scratch", "skip"), default="auto")
     parser.add_argument("--no-naive", dest="naive", action="store_false")
+    parser.add_argument("--no-protocol", dest="protocol", action="store_false")
+    parser.add_argument(
+        "--protocol-rates",
+        type=float,
+        nargs="+",
+        default=[],
+        help="open-loop req/s for both stacks (default: 25/50/75 %% of the edge's saturation)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("protocol",),
+        help="measure this section alone; merged into the existing --results",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("build/bench"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results.json"))
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
@@ -291,6 +338,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.only == "protocol":
+        merged: dict[str, Any] = (
+            json.loads(args.results.read_text()) if args.results.is_file() else {}
+        )
+        run_protocol(args, merged, own_run=True)
+        merged.setdefault("machine", merged["protocol"]["machine"])
+        merged.setdefault("settings", {
+            "seconds_per_level": args.seconds, "distinct_requests": args.transactions,
+            "pinned": args.pin,
+        })  # fmt: skip
+        args.results.write_text(json.dumps(merged, indent=2) + "\n")
+        write_markdown(merged, args.markdown, read_soak())
+        print(f"wrote the protocol comparison to {args.markdown} and {args.results}")
+        return
     began = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "settings": {
         "seconds_per_level": args.seconds, "distinct_requests": args.transactions,
@@ -307,6 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     results["inprocess"] = breakdown(Settings(log_level="WARNING"), bodies)
     unpin()
     run_servers(args, results)
+    if args.protocol:
+        run_protocol(args, results, own_run=False)
     pipeline = results.get("training", {}).get("pipeline")
     run_training(args, results)
     if pipeline is not None:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.protocols import section as protocol_section
+
 HEADER = """# Benchmarks
 
 Written by `make bench` (`python -m benchmarks`); the raw figures are in
@@ -234,6 +236,9 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
             f"{naive['parity_checked']} transactions.",
             "",
         ]
+    protocol = results.get("protocol")
+    if protocol is not None:
+        out += protocol_section(protocol, same_run=not protocol.get("own_run", False))
     training = results.get("training")
     if training:
         out += ["## Training", ""]
