@@ -137,7 +137,7 @@ lint: install ## ruff, ruff format --check, mypy, pip-audit of the pins, bandit 
 	$(BIN)/mypy
 	$(PY) tools/audit_deps.py $(if $(filter 1,$(AUDIT_STRICT)),--strict,)
 	$(BIN)/bandit -c pyproject.toml -q --severity-level medium \
-		-r app training feature_repo benchmarks tools locustfile.py
+		-r app fraud_model training feature_repo benchmarks tools locustfile.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

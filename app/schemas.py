@@ -22,9 +22,9 @@ from pydantic import (
     field_validator,
 )
 
-from app.services.scoring.decisions import Decision, RiskLevel
 from feature_repo.request_features import REQUEST_DEFAULTS
 from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
+from fraud_model.decisions import Decision, RiskLevel
 
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")

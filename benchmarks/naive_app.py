@@ -33,8 +33,6 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app.schemas import TransactionIn
-from app.services.scoring.bundle import load_bundle
-from app.services.scoring.decisions import DECISIONS, RISK_LEVELS
 from feature_repo.online_request import online_request
 from feature_repo.request_features import REQUEST_DEFAULTS
 from feature_repo.velocity import (
@@ -45,6 +43,8 @@ from feature_repo.velocity import (
     VelocityEvent,
     VelocityState,
 )
+from fraud_model.bundle import load_bundle
+from fraud_model.decisions import DECISIONS, RISK_LEVELS
 
 
 class NaiveReason(BaseModel):

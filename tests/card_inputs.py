@@ -103,7 +103,7 @@ def bundle_spec() -> dict[str, Any]:
 
 
 def write_bundle(directory: Path, spec: dict[str, Any]) -> str:
-    """bundle.json and MANIFEST.json as app.services.scoring.bundle.write_bundle writes them
+    """bundle.json and MANIFEST.json as fraud_model.bundle.write_bundle writes them
     (the weights are not read by the card); returns the served version."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "bundle.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.scoring.bundle import load_bundle, write_bundle
+from fraud_model.bundle import load_bundle, write_bundle
 from tests.card_inputs import bundle_spec, write_inputs
 from training import model_card
 

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         help="`dvc metrics diff --md` output to include, when the file exists",
     )
     args = parser.parse_args(argv)
-    from app.services.scoring.bundle import SPEC_FILE
+    from fraud_model.bundle import SPEC_FILE
 
     inputs = load_inputs(args.metrics_dir)
     bundle_meta = json.loads((args.bundle / SPEC_FILE).read_text())["metadata"]

@@ -1,7 +1,7 @@
 """The TensorFlow/Keras autoencoder: fitted on legitimate traffic, exported to NumPy.
 
 Only training imports this module; the service runs the exported weights through
-``app.services.scoring.autoencoder.DenseAutoencoder``.
+``fraud_model.autoencoder.DenseAutoencoder``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from app.services.scoring.autoencoder import DenseAutoencoder
+from fraud_model.autoencoder import DenseAutoencoder
 
 
 @dataclass(frozen=True)

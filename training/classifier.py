@@ -17,7 +17,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from app.services.scoring.fusion import sigmoid
+from fraud_model.fusion import sigmoid
 
 IMBALANCE_METHODS = ("none", "scale_pos_weight", "focal", "smote")
 

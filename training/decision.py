@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from app.services.scoring.decisions import Tiers
+from fraud_model.decisions import Tiers
 
 ACTIONS = ("approve", "review", "step_up", "decline")
 

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from app.services.scoring.bundle import load_bundle
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.bundle import load_bundle
+from fraud_model.scorer import EnsembleScorer
 from training import metrics as m
 from training.frames import available_cores, read_features
 from training.params import load_params

@@ -9,9 +9,9 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
-from app.services.scoring.calibration import Calibrator
-from app.services.scoring.fusion import Fusion
-from app.services.scoring.scorer import ScoreBatch
+from fraud_model.calibration import Calibrator
+from fraud_model.fusion import Fusion
+from fraud_model.scorer import ScoreBatch
 
 FUSION_METHODS = ("auto", "weighted", "stacking")
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from app.services.scoring.bundle import ModelBundle, load_bundle
-from app.services.scoring.fusion import Fusion
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.bundle import ModelBundle, load_bundle
+from fraud_model.fusion import Fusion
+from fraud_model.scorer import EnsembleScorer
 from training import metrics as m
 from training.decision import CostModel, decision_cost
 from training.frames import Frame, available_cores, load_parts

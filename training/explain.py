@@ -20,7 +20,7 @@ comparison a tautology; this stage runs shap's own TreeSHAP implementation inste
 checks it against ``pred_contrib`` and against additivity.
 
 The service's reason codes come from path attribution by default (``reason_method`` path,
-:mod:`app.services.scoring.forest`), not Shapley values. ``reason_agreement`` measures how
+:mod:`fraud_model.forest`), not Shapley values. ``reason_agreement`` measures how
 often they agree with TreeSHAP on the sample: the first reason is SHAP's largest positive
 feature (``top1``), and the share of SHAP's top three positive features among the
 service's three (``top3_overlap``), over all sampled rows and over the alerts.
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from app.services.scoring.bundle import ModelBundle, load_bundle
-from app.services.scoring.scorer import EnsembleScorer, ScoreBatch
+from fraud_model.bundle import ModelBundle, load_bundle
+from fraud_model.scorer import EnsembleScorer, ScoreBatch
 from training.frames import Frame, available_cores, load_parts
 from training.params import load_params
 from training.reports_io import pyplot, write_json

@@ -320,8 +320,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.services.scoring.bundle import write_bundle
-    from app.services.scoring.scorer import EnsembleScorer
+    from fraud_model.bundle import write_bundle
+    from fraud_model.scorer import EnsembleScorer
     from training.evaluate import evaluate_frame
     from training.train import TrainConfig, keras_parity, train_ensemble
 

@@ -298,8 +298,8 @@ def plot_attribute(name: str, result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.services.scoring.bundle import load_bundle
-    from app.services.scoring.scorer import EnsembleScorer
+    from fraud_model.bundle import load_bundle
+    from fraud_model.scorer import EnsembleScorer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--training-set", type=Path, default=Path("artifacts/training_set"))

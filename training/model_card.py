@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from app.services.scoring.decisions import DECISIONS
+from fraud_model.decisions import DECISIONS
 
 FORMAT_VERSION = 1
-# The bundle's file names (app/services/scoring/bundle.py, which imports LightGBM).
+# The bundle's file names (fraud_model/bundle.py, which imports LightGBM).
 SPEC_FILE = "bundle.json"
 MANIFEST_FILE = "MANIFEST.json"
 REPORT_FILE = "report.html"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.scorer import EnsembleScorer
 from training import metrics as m
 from training.frames import Frame, available_cores, load_parts
 from training.params import load_params

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from app.services.scoring.bundle import load_bundle
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.bundle import load_bundle
+from fraud_model.scorer import EnsembleScorer
 
 BUNDLE_ARTIFACT = "bundle"
 

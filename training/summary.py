@@ -88,8 +88,8 @@ def model_section(bundle_dir: Path, metrics_path: Path, online: dict[str, Any]) 
     """The bundle's test-set metrics, and the online-looked-up transaction scored by it."""
     import numpy as np
 
-    from app.services.scoring.bundle import BundleError, load_bundle
-    from app.services.scoring.scorer import EnsembleScorer
+    from fraud_model.bundle import BundleError, load_bundle
+    from fraud_model.scorer import EnsembleScorer
 
     try:
         bundle = load_bundle(bundle_dir)

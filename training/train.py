@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.services.scoring.autoencoder import AnomalyNormalizer, Standardizer
-from app.services.scoring.bundle import ModelBundle, write_bundle
-from app.services.scoring.calibration import Calibrator
-from app.services.scoring.decisions import Tiers
-from app.services.scoring.fusion import Fusion
-from app.services.scoring.scorer import EnsembleScorer
 from feature_repo.request_features import new_entity_default
+from fraud_model.autoencoder import AnomalyNormalizer, Standardizer
+from fraud_model.bundle import ModelBundle, write_bundle
+from fraud_model.calibration import Calibrator
+from fraud_model.decisions import Tiers
+from fraud_model.fusion import Fusion
+from fraud_model.scorer import EnsembleScorer
 from training.autoencoder import (
     AutoencoderConfig,
     export_autoencoder,

@@ -36,7 +36,7 @@ from app.dashboard.upload import (
 )
 from app.schemas import TransactionIn
 from app.services.rules import DEFAULT_TIERS
-from app.services.scoring.decisions import Tiers
+from fraud_model.decisions import Tiers
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from app.services.predictor import Prediction
 from app.services.rules import RULES
-from app.services.scoring.decisions import Tiers
-from app.services.scoring.scorer import Reason
 from feature_repo.glossary import Kind, term
 from feature_repo.vocabulary import ENTRY_MODES, MERCHANT_CATEGORIES
+from fraud_model.decisions import Tiers
+from fraud_model.scorer import Reason
 
 DECISION_TEXT = {
     "approve": "Approve",

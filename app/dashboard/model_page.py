@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from app.dashboard.state import ModelCard
-from app.services.scoring.decisions import DECISIONS
+from fraud_model.decisions import DECISIONS
 
 _METRICS = (
     ("auprc", "AUPRC", "f3"),

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.services.features import ViewSpec, ViewValues
-from app.services.scoring.arrays import FloatArray
 from feature_repo.request_features import REQUEST_DEFAULTS, compute_request_features
 from feature_repo.velocity import (
     EMPTY,
@@ -35,6 +34,7 @@ from feature_repo.velocity import (
     VelocityState,
     features_of,
 )
+from fraud_model.arrays import FloatArray
 
 
 class RequestFields(Protocol):

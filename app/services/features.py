@@ -33,7 +33,6 @@ import numpy as np
 
 from app.services.online_redis import bound_redis_client, stored_row
 from app.services.online_sqlite import SqliteOnlineReader
-from app.services.scoring.arrays import FloatArray
 from app.services.velocity_store import VelocityStateStore
 from feature_repo.feast_runtime import import_feast
 from feature_repo.request_features import REQUEST_FEATURES
@@ -43,6 +42,7 @@ from feature_repo.velocity import (
     VELOCITY_FEATURES,
     VelocityState,
 )
+from fraud_model.arrays import FloatArray
 
 FeatureReader = Literal["auto", "feast"]
 WARM_UP_ID = "__warm_up__"  # an entity id no store holds

@@ -14,9 +14,9 @@ from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel, load_model
 from app.services.predictor import Predictor
-from app.services.scoring.scorer import Stage, no_stage
 from app.services.scoring_service import ScoringService
 from app.services.velocity import VelocityTracker
+from fraud_model.scorer import Stage, no_stage
 
 log = logging.getLogger(__name__)
 

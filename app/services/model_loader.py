@@ -3,7 +3,7 @@
 ``bundle_uri`` is a bundle directory, or an MLflow model URI (``models:/NAME@ALIAS`` or
 ``models:/NAME/VERSION``) whose ``artifacts/bundle`` directory is downloaded once at
 start-up (MLflow is imported only then). The bundle is proven before use (hashes, values,
-the FeatureService's feature list, a trial score: :mod:`app.services.scoring.verify`).
+the FeatureService's feature list, a trial score: :mod:`fraud_model.verify`).
 Any problem yields ``LoadedModel(bundle=None, problem=...)``: at start-up the service then
 scores with the rules fallback and says why; a reload keeps the model it has.
 """
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.services.scoring.bundle import BundleError, ModelBundle, load_bundle
-from app.services.scoring.verify import UNPROBED
+from fraud_model.bundle import BundleError, ModelBundle, load_bundle
+from fraud_model.verify import UNPROBED
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from app.services.file_identity import OpenedFile, note_reopen, stale_wal
-from app.services.scoring.arrays import FloatArray
+from fraud_model.arrays import FloatArray
 
 _DOUBLE_TAG = 0x29  # field 5 (double_val), wire type 1 (64-bit)
 _DOUBLE = np.dtype([("tag", "u1"), ("value", "<f8")])

@@ -13,10 +13,10 @@ import numpy as np
 
 from app.services.feature_rows import FeatureRows
 from app.services.rules import score_rules
-from app.services.scoring.bundle import ModelBundle
-from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
-from app.services.scoring.forest import ReasonMethod
-from app.services.scoring.scorer import EnsembleScorer, Reason, Stage, no_stage
+from fraud_model.bundle import ModelBundle
+from fraud_model.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
+from fraud_model.forest import ReasonMethod
+from fraud_model.scorer import EnsembleScorer, Reason, Stage, no_stage
 
 DecisionSource = Literal["model", "rules_fallback"]
 RULES_VERSION = "rules-v1"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
-from app.services.scoring.decisions import Tiers
+from fraud_model.arrays import FloatArray
+from fraud_model.decisions import Tiers
 
 BASE_RATE = 0.01
 CAP = 0.99

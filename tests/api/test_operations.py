@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.scoring.bundle import load_bundle
+from fraud_model.bundle import load_bundle
 from tests.serving import as_request
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from app.main import create_app
 from app.schemas import BatchOut, ScoreOut, TransactionIn
 from app.services.feature_rows import assemble, entity_ids
 from app.services.features import OnlineFeatures
-from app.services.scoring.bundle import load_bundle
 from feature_repo.feast_runtime import import_feast
 from feature_repo.online_request import online_request
+from fraud_model.bundle import load_bundle
 from tests.serving import as_request
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.services.scoring.bundle import (
+from fraud_model.bundle import (
     CLASSIFIER_FILE,
     CONTENT_FILES,
     MANIFEST_FILE,

@@ -15,8 +15,8 @@ from app.dashboard.explain import (
     summary,
 )
 from app.services.predictor import Prediction
-from app.services.scoring.decisions import Tiers
-from app.services.scoring.scorer import Reason
+from fraud_model.decisions import Tiers
+from fraud_model.scorer import Reason
 
 TIERS = Tiers(0.05, 0.11, 0.51)
 

@@ -10,7 +10,7 @@ import pytest
 from app.core.logging import pseudonymise
 from app.services.live import LATENCY_RATIO, LiveWindow, latency_bin, mask_id
 from app.services.predictor import Prediction
-from app.services.scoring.scorer import Reason
+from fraud_model.scorer import Reason
 
 KEY = b"test-key"
 

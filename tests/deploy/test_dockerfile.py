@@ -352,6 +352,7 @@ def test_every_copy_source_is_in_the_build_context() -> None:
         "feature_repo/definitions.py",
         "feature_repo/feature_store.gke.yaml",
         "app/__init__.py",
+        "fraud_model/scorer.py",
         "requirements-api.txt",
     ],
 )

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.services.scoring.bundle import write_bundle
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.bundle import write_bundle
+from fraud_model.scorer import EnsembleScorer
 from training import registry
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,10 @@ import pytest
 from app.schemas import TransactionIn
 from app.services.features import OnlineFeatures
 from app.services.predictor import Predictor
-from app.services.scoring.scorer import no_stage
 from app.services.scoring_service import ScoringService
 from app.services.velocity import VelocityTracker
 from feature_repo.velocity import VELOCITY_FEATURES
+from fraud_model.scorer import no_stage
 from tests.serving import as_request
 from training.materialize import materialize
 from training.training_set import historical_features, training_store

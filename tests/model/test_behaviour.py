@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from app.services.scoring.decisions import RISK_LEVELS
+from fraud_model.decisions import RISK_LEVELS
 from tests.serving import as_request
 
 pytestmark = pytest.mark.integration

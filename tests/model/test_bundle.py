@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.services.scoring.bundle import (
+from feature_repo.request_features import NEW_CUSTOMER
+from fraud_model.bundle import (
     AUTOENCODER_FILE,
     CLASSIFIER_FILE,
     MANIFEST_FILE,
@@ -20,8 +21,7 @@ from app.services.scoring.bundle import (
     BundleError,
     load_bundle,
 )
-from app.services.scoring.scorer import EnsembleScorer
-from feature_repo.request_features import NEW_CUSTOMER
+from fraud_model.scorer import EnsembleScorer
 from training.train import PARITY_TOLERANCE, keras_parity
 
 pytestmark = pytest.mark.integration
@@ -124,8 +124,8 @@ def test_loading_and_scoring_never_imports_tensorflow(bundle_dir: Path) -> None:
     code = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from app.services.scoring.bundle import load_bundle\n"
-        "from app.services.scoring.scorer import EnsembleScorer\n"
+        "from fraud_model.bundle import load_bundle\n"
+        "from fraud_model.scorer import EnsembleScorer\n"
         f"b = load_bundle(Path({str(bundle_dir)!r}))\n"
         "EnsembleScorer(b).score(np.zeros((2, len(b.features))))\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"

@@ -9,8 +9,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from app.services.scoring.forest import CompiledForest
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.forest import CompiledForest
+from fraud_model.scorer import EnsembleScorer
 
 
 @pytest.fixture(scope="module")

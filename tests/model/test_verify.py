@@ -1,4 +1,4 @@
-"""Bundle proof (app.services.scoring.verify): every value check, the feature list, the
+"""Bundle proof (fraud_model.verify): every value check, the feature list, the
 probe rows written with a bundle and the trial score that rescoring them must match."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.services.scoring.bundle import (
+from fraud_model.bundle import (
     AUTOENCODER_FILE,
     CONTENT_FILES,
     MANIFEST_FILE,
@@ -24,8 +24,8 @@ from app.services.scoring.bundle import (
     load_bundle,
     write_bundle,
 )
-from app.services.scoring.calibration import Calibrator
-from app.services.scoring.verify import PROBE_ROWS, PROBED, UNPROBED, check_features
+from fraud_model.calibration import Calibrator
+from fraud_model.verify import PROBE_ROWS, PROBED, UNPROBED, check_features
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from app.services.scoring.calibration import Calibrator
+from fraud_model.calibration import Calibrator
 from training.ensemble import fit_calibrator
 from training.metrics import expected_calibration_error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.services.scoring.fusion import sigmoid
+from fraud_model.fusion import sigmoid
 from training.classifier import ClassifierConfig, focal_gradient, select_classifier, smote
 
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from app.services.scoring.decisions import Tiers
+from fraud_model.decisions import Tiers
 from training.decision import CostModel, decision_cost, optimise_tiers
 
 

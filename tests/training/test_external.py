@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from app.services.scoring.bundle import load_bundle
+from fraud_model.bundle import load_bundle
 from training import external
 from training.params import load_params
 

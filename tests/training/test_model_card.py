@@ -212,7 +212,7 @@ def test_plots_are_copied_listed_and_described(project: Path) -> None:
 
 
 def test_the_bundle_version_is_the_served_model_version(project: Path) -> None:
-    from app.services.scoring import bundle
+    from fraud_model import bundle
 
     card = run(project)
     directory = project / "models/bundle"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.services.scoring.scorer import ScoreBatch
+from fraud_model.scorer import ScoreBatch
 from training.ensemble import fit_stacking
 
 

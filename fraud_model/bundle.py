@@ -8,7 +8,7 @@ Layout::
     classifier.txt     the LightGBM model
     MANIFEST.json      SHA-256 of each file above (the loader refuses any mismatch), and
                        probe rows with the scores this bundle gave them when written
-                       (the loader rescores them: app.services.scoring.verify)
+                       (the loader rescores them: fraud_model.verify)
 
 The bundle's version is the first 12 hex digits of the SHA-256 of its manifest, so two
 bundles with the same version hold the same bytes.
@@ -26,13 +26,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
-from app.services.scoring.autoencoder import AnomalyNormalizer, DenseAutoencoder, Standardizer
-from app.services.scoring.calibration import Calibrator
-from app.services.scoring.decisions import Tiers
-from app.services.scoring.fusion import Fusion
-from app.services.scoring.model import BundleError, ModelBundle
-from app.services.scoring.verify import check_values, proof_note, prove, record_probes
+from fraud_model.arrays import FloatArray
+from fraud_model.autoencoder import AnomalyNormalizer, DenseAutoencoder, Standardizer
+from fraud_model.calibration import Calibrator
+from fraud_model.decisions import Tiers
+from fraud_model.fusion import Fusion
+from fraud_model.model import BundleError, ModelBundle
+from fraud_model.verify import check_values, proof_note, prove, record_probes
 
 __all__ = ["BundleError", "ModelBundle", "load_bundle", "verify_bundle", "write_bundle"]
 
@@ -161,7 +161,7 @@ def load_bundle(
     require_probes: bool = False,
 ) -> ModelBundle:
     """Verify, load and prove a bundle directory: the hashes, then
-    :func:`app.services.scoring.verify.prove` (values, the feature list when
+    :func:`fraud_model.verify.prove` (values, the feature list when
     ``expected_features`` is given, the trial score); raises ``BundleError`` on any
     problem. ``require_probes`` refuses a bundle whose manifest records no probe scores."""
     manifest = verify_bundle(directory)

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
-from app.services.scoring.model import BundleError, ModelBundle
-from app.services.scoring.scorer import EnsembleScorer
+from fraud_model.arrays import FloatArray
+from fraud_model.model import BundleError, ModelBundle
+from fraud_model.scorer import EnsembleScorer
 
 PROBE_ROWS = 24
 PROBE_SEED = 22

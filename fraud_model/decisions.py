@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
+from fraud_model.arrays import FloatArray
 
 RiskLevel = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 Decision = Literal["approve", "review", "step_up", "decline"]

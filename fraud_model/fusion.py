@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import expit
 
-from app.services.scoring.arrays import FloatArray
+from fraud_model.arrays import FloatArray
 
 FusionMethod = Literal["weighted", "stacking"]
 

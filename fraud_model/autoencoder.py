@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
+from fraud_model.arrays import FloatArray
 
 ACTIVATIONS = ("relu", "linear", "tanh")
 # Standardised inputs are clipped to +-CLIP: six standard deviations is anomalous enough,

@@ -8,12 +8,12 @@ from typing import Any
 
 import lightgbm as lgb
 
-from app.services.scoring.arrays import FloatArray
-from app.services.scoring.autoencoder import AnomalyNormalizer, DenseAutoencoder, Standardizer
-from app.services.scoring.calibration import Calibrator
-from app.services.scoring.decisions import Tiers
-from app.services.scoring.forest import ForestTables, compile_tables
-from app.services.scoring.fusion import Fusion
+from fraud_model.arrays import FloatArray
+from fraud_model.autoencoder import AnomalyNormalizer, DenseAutoencoder, Standardizer
+from fraud_model.calibration import Calibrator
+from fraud_model.decisions import Tiers
+from fraud_model.forest import ForestTables, compile_tables
+from fraud_model.fusion import Fusion
 
 
 class BundleError(Exception):
@@ -36,7 +36,7 @@ class ModelBundle:
     tiers: Tiers
     metadata: dict[str, Any] = field(default_factory=dict)
     version: str = ""
-    proof: str = ""  # what loading proved (app.services.scoring.verify.prove)
+    proof: str = ""  # what loading proved (fraud_model.verify.prove)
 
     def __post_init__(self) -> None:
         d = len(self.features)

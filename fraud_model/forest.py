@@ -30,7 +30,7 @@ import numpy as np
 from lightgbm import basic as lgb_basic
 from scipy import sparse
 
-from app.services.scoring.arrays import FloatArray, IntArray
+from fraud_model.arrays import FloatArray, IntArray
 
 ReasonMethod = Literal["path", "treeshap"]
 # LightGBM's loaded C library (the Python package keeps it private; the C API is public).

@@ -13,11 +13,11 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from app.services.scoring.arrays import FloatArray
-from app.services.scoring.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
-from app.services.scoring.forest import CompiledForest, ReasonMethod
-from app.services.scoring.fusion import sigmoid
-from app.services.scoring.model import ModelBundle
+from fraud_model.arrays import FloatArray
+from fraud_model.decisions import DECISIONS, RISK_LEVELS, Decision, RiskLevel
+from fraud_model.forest import CompiledForest, ReasonMethod
+from fraud_model.fusion import sigmoid
+from fraud_model.model import ModelBundle
 
 ReasonSource = Literal["classifier", "autoencoder", "rules"]
 Stage = Callable[[str], AbstractContextManager[Any]]
@@ -69,7 +69,7 @@ class EnsembleScorer:
     ``reason_method`` picks the classifier's reason codes: ``path`` (path attribution from
     precomputed per-leaf tables, microseconds) or ``treeshap`` (exact Shapley values from
     LightGBM's ``pred_contrib``, about a millisecond per transaction); see
-    :mod:`app.services.scoring.forest`.
+    :mod:`fraud_model.forest`.
     """
 
     def __init__(
