@@ -16,6 +16,7 @@ from tests.projects import init_dvc_project, run
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COPIED = (
     "app",
+    "fraud_model",
     "training",
     "feature_repo/vocabulary.py",
     "feature_repo/online_request.py",
