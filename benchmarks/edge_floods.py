@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -172,13 +173,18 @@ def main() -> None:
     parser.add_argument("--stacks", nargs="+", default=[*STACKS, "app"])
     parser.add_argument("--kinds", nargs="+", default=list(REQUESTS))
     parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--state", type=Path, default=Path("/tmp/edge_floods"))
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="where the servers' logs and databases go (default: a new temporary directory)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    state = args.state or Path(tempfile.mkdtemp(prefix="edge_floods-"))
     results: list[dict[str, Any]] = []
     for stack in args.stacks:
         for kind in args.kinds:
-            server = launch(stack, args.bundle, args.feature_repo, args.state / stack / kind)
+            server = launch(stack, args.bundle, args.feature_repo, state / stack / kind)
             try:
                 row = {"stack": stack, **measure(server, kind, args.requests)}
             finally:
