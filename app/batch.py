@@ -7,6 +7,11 @@ answer fields; a row that fails validation keeps empty answer fields and says wh
 ``error`` (the same rules as the API, and the message never repeats the bad value).
 Rows go through the same online-feature lookup and scorer as ``/v1/predict/batch``, in
 chunks, with progress on stderr. Settings (bundle, feature repo) are the service's.
+
+It is the service run in-process in an offline mode (``ScoringService.score_blocking``:
+no time budget, no velocity push), not a client of its HTTP API. Rows are read and
+written with the CSV forms of the schemas (:mod:`app.schemas.csv_rows`,
+:mod:`app.schemas.answers`), as the dashboard's file upload reads and writes them.
 """
 
 from __future__ import annotations
@@ -21,66 +26,12 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from app.api.errors import field_errors
 from app.core.config import Settings
 from app.schemas import TransactionIn
+from app.schemas.answers import ANSWER_COLUMNS, answer_cells, unanswered_cells
+from app.schemas.csv_rows import error_text, parse_row
 from app.services.loading import load_scoring
-from app.services.predictor import Prediction
 from app.services.scoring_service import ScoringService
-
-ANSWER_COLUMNS = (
-    "fraud_probability",
-    "risk_level",
-    "decision",
-    "ae_score",
-    "clf_score",
-    "reasons",
-    "decision_source",
-    "degraded",
-    "model_version",
-    "error",
-)
-_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-_NUMBERS = ("amount", "distance_from_home_km")
-
-
-def parse_row(row: dict[str, str]) -> TransactionIn:
-    """A CSV row (all strings) as a validated transaction; empty optional cells are absent."""
-    values: dict[str, Any] = {k: v for k, v in row.items() if k in TransactionIn.model_fields}
-    values = {k: v.strip() for k, v in values.items() if v is not None and v.strip() != ""}
-    for name in _NUMBERS:
-        if name in values:
-            try:
-                values[name] = float(values[name])
-            except ValueError:
-                values[name] = None  # rejected by the schema with a clear message
-    if "is_foreign" in values:
-        values["is_foreign"] = _BOOLEANS.get(values["is_foreign"].lower(), values["is_foreign"])
-    return TransactionIn.model_validate(values)
-
-
-def error_text(exc: ValidationError) -> str:
-    """A row's validation errors in one line (field: message; never the bad value)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-        for e in field_errors(list(exc.errors()))
-    )
-
-
-def answer_cells(p: Prediction, version: str) -> dict[str, Any]:
-    """The answer columns of a scored row."""
-    return {
-        "fraud_probability": f"{p.fraud_probability:.6f}",
-        "risk_level": p.risk_level,
-        "decision": p.decision,
-        "ae_score": "" if p.ae_score is None else f"{p.ae_score:.6f}",
-        "clf_score": "" if p.clf_score is None else f"{p.clf_score:.6f}",
-        "reasons": ";".join(r.code for r in p.reasons),
-        "decision_source": p.decision_source,
-        "degraded": ";".join(p.degraded),
-        "model_version": version,
-        "error": "",
-    }
 
 
 def _chunks(reader: Iterator[dict[str, str]], size: int) -> Iterator[list[dict[str, str]]]:
@@ -121,7 +72,7 @@ def score_file(
                 row.update(answer_cells(next(answers), version))
                 counts["scored"] += 1
             else:
-                row.update(dict.fromkeys(ANSWER_COLUMNS, "") | {"error": item})
+                row.update(unanswered_cells(item))
                 counts["invalid"] += 1
             writer.writerow(row)
         counts["rows"] += len(rows)

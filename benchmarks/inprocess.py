@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.api.routes.predict import answer
 from app.core.config import Settings
 from app.schemas import TransactionIn
+from app.schemas.answers import answer
 from app.services.feature_rows import entity_ids
 from app.services.features import OnlineFeatures
 from app.services.loading import load_scoring

@@ -6,14 +6,15 @@
 - 413 body over ``max_body_bytes`` (checked by :mod:`app.api.middleware`)
 - 415 a content type other than JSON
 - 422 a well-formed body that breaks the schema: the location and a fixed message per
-  field, never the offending value (pydantic's ``input`` and ``ctx`` are dropped, and a
-  field name that is not a plain identifier is replaced)
+  field, never the offending value (:func:`app.schemas.errors.field_errors`)
+
+The error bodies themselves are :mod:`app.schemas.errors`; this module installs the
+exception handlers that answer with them and documents them in OpenAPI.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -22,16 +23,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.json_body import MalformedJSON
-from app.schemas import ErrorOut, ValidationErrorOut
+from app.schemas.errors import ErrorOut, ValidationErrorOut, field_errors
 
 log = logging.getLogger(__name__)
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _JSON_RULES = (
     "the body must be one JSON document in UTF-8 (RFC 8259: no NaN, Infinity or numbers "
     "beyond the float range)"
 )
-_MAX_MESSAGE = 200
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed JSON"},
@@ -45,30 +44,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The service is starting or cannot record the prediction durably",
     },
 }
-
-
-def _location(loc: tuple[Any, ...]) -> list[str | int]:
-    out: list[str | int] = []
-    for part in loc:
-        if isinstance(part, int):
-            out.append(part)
-        elif isinstance(part, str) and _SAFE_KEY.match(part):
-            out.append(part)
-        else:
-            out.append("<unprintable key>")
-    return out
-
-
-def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """Pydantic errors reduced to location, message and type."""
-    return [
-        {
-            "loc": _location(tuple(error.get("loc", ()))),
-            "msg": str(error.get("msg", "invalid value"))[:_MAX_MESSAGE],
-            "type": str(error.get("type", "value_error")),
-        }
-        for error in errors
-    ]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import Runtime, RuntimeDep
 from app.api.json_body import StrictJSONRoute
-from app.api.routes.predict import answer
 from app.dashboard import session
 from app.dashboard.explain import explain
 from app.dashboard.guards import client_address
@@ -35,6 +34,7 @@ from app.dashboard.upload import (
     score_events,
 )
 from app.schemas import TransactionIn
+from app.schemas.answers import answer
 from app.services.rules import DEFAULT_TIERS
 from fraud_model.decisions import Tiers
 

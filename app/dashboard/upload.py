@@ -3,10 +3,10 @@
 The file is checked as a whole first, on a worker thread (UTF-8, a header with the
 required columns, at least one row and at most ``DASHBOARD_UPLOAD_MAX_ROWS``, every row
 as wide as the header), and each row is validated exactly as the batch command does it
-(:func:`app.batch.parse_row`, the API's schema). Rows are then scored in chunks of at
-most 50 with :meth:`ScoringService.score_offline`; after each chunk the upload pauses as
-long as the chunk took, so live requests get at least half of the event loop while a
-file is scored. The answer is a stream of JSON lines, one event each:
+(:func:`app.schemas.csv_rows.parse_row`, the API's schema). Rows are then scored in
+chunks of at most 50 with :meth:`ScoringService.score_offline`; after each chunk the
+upload pauses as long as the chunk took, so live requests get at least half of the
+event loop while a file is scored. The answer is a stream of JSON lines, one event each:
 
 - ``accepted``: row counts, the output columns and the first bad rows with their line
   numbers and why;
@@ -35,8 +35,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from app.batch import ANSWER_COLUMNS, answer_cells, error_text, parse_row
 from app.schemas import TransactionIn
+from app.schemas.answers import ANSWER_COLUMNS, answer_cells, unanswered_cells
+from app.schemas.csv_rows import error_text, parse_row
 from app.services.scoring_service import ScoringService
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ async def score_events(
                     out.append(row | answer_cells(prediction, version))
                     scored += 1
                 else:
-                    out.append(row | dict.fromkeys(ANSWER_COLUMNS, "") | {"error": item})
+                    out.append(row | unanswered_cells(item))
             lines = _csv_lines(parsed.columns, out)
             held = time.perf_counter() - began
             yield _event("chunk", done=begin + len(rows), scored=scored, csv=lines)

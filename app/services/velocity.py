@@ -12,9 +12,10 @@ Consistency, within one process (one writer per customer):
 - **No lost update.** Every recorded transaction is in the stored state after the next
   successful push; the pusher is the only writer, so nothing it read can be overwritten
   by a concurrent writer, and a failed push keeps the transactions pending for the next.
-- **Read your writes.** The lookup takes the pending snapshot *before* it reads the
-  store, so a transaction recorded before a lookup started is in one or the other (it
-  leaves pending only after it is stored). A transaction sees every earlier transaction
+- **Read your writes.** The lookup takes the pending snapshot (:func:`pending_snapshot`)
+  *before* it reads the store, and merges the two with :meth:`PendingSnapshot.merged`, so
+  a transaction recorded before a lookup started is in one or the other (it leaves
+  pending only after it is stored). A transaction sees every earlier transaction
   of its customer whose scoring finished before its own lookup began; transactions
   scored together (a batch, or single requests coalesced into a group) see each other
   in timestamp order, as the offline computation does.
@@ -229,3 +230,28 @@ def merged_states(
         extra = pending.get(customer)
         out[customer] = base.merge(extra, now) if extra is not None else base
     return out
+
+
+@dataclass(frozen=True)
+class PendingSnapshot:
+    """The pending transactions of some customers (one entry per transaction looked up),
+    taken before their stored states are read."""
+
+    customers: tuple[str, ...]
+    pending: dict[str, VelocityState]
+
+    def merged(
+        self, stored: Sequence[VelocityState] | None, now: float | None = None
+    ) -> dict[str, VelocityState]:
+        """Each customer's state, in the order first looked up: its stored state (one per
+        entry of ``customers``; None when the store could not be read) merged with its
+        pending transactions."""
+        return merged_states(self.customers, stored, self.pending, now)
+
+
+def pending_snapshot(tracker: VelocityTracker | None, customers: Sequence[str]) -> PendingSnapshot:
+    """Take the snapshot of ``customers`` first, then read the store, then merge ("Read
+    your writes" in the module docstring). Nothing is pending without a tracker (the batch
+    command, or ``VELOCITY_PUSH`` off)."""
+    ids = tuple(customers)
+    return PendingSnapshot(ids, tracker.pending_for(ids) if tracker is not None else {})

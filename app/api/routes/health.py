@@ -28,8 +28,8 @@ async def healthz(request: Request, response: Response) -> HealthOut:
     limit = runtime.settings.scoring_stuck_seconds if runtime is not None else 0.0
     if runtime is None or limit <= 0:
         return HealthOut(status="alive")
-    runtime.service.recover()  # a stuck lookup thread is replaced first, when it can be
-    waited = runtime.service.oldest_lookup_seconds()
+    runtime.service.lookups.recover()  # a stuck lookup thread is replaced first, if it can be
+    waited = runtime.service.lookups.oldest_seconds()
     if waited > limit:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         detail = f"the oldest feature lookup has waited {waited:.1f} s (limit {limit:g} s)"
@@ -132,7 +132,7 @@ async def metrics(request: Request) -> Response:
         runtime.metrics.velocity_pending.set(tracker.pending_events)
         runtime.metrics.velocity_dropped.set(tracker.stats.dropped)
         runtime.metrics.velocity_clamped.set(tracker.stats.clamped)
-    runtime.metrics.lookup_oldest.set(runtime.service.oldest_lookup_seconds())
+    runtime.metrics.lookup_oldest.set(runtime.service.lookups.oldest_seconds())
     for log in (runtime.audit.health, runtime.labels.health):
         runtime.metrics.log_writable.labels(log.name).set(1 if log.writable else 0)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,8 +1,9 @@
 """Scoring routes: one transaction, or a batch with one online-feature call.
 
-Answers are encoded straight to JSON bytes with orjson: the ``response_model`` documents
-them (and ``tests/api`` validates answers against it), but FastAPI does not rebuild and
-re-validate a pydantic object per answer, which cost more than scoring a transaction.
+Answers (:func:`app.schemas.answers.answer`) are encoded straight to JSON bytes with
+orjson: the ``response_model`` documents them (and ``tests/api`` validates answers
+against it), but FastAPI does not rebuild and re-validate a pydantic object per answer,
+which cost more than scoring a transaction.
 
 ``latency_ms`` is the server's own time: from when the request's body had been received
 (``state["received"]``, set by :mod:`app.api.middleware`), so a client that sends its
@@ -24,6 +25,7 @@ from app.api.errors import ERROR_RESPONSES
 from app.api.json_body import StrictJSONRoute
 from app.core.logging import pseudonymise
 from app.schemas import BatchIn, BatchOut, ErrorOut, ScoreOut, TransactionIn
+from app.schemas.answers import answer
 from app.services.prediction_log import PredictionRecord
 from app.services.predictor import Prediction
 
@@ -61,32 +63,6 @@ async def batch_within_limit(request: Request, runtime: RuntimeDep) -> None:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE, f"at most {limit} transactions per batch"
         )
-
-
-def answer(transaction: TransactionIn, p: Prediction, version: str, ms: float) -> dict[str, Any]:
-    """One ``ScoreOut`` as plain data (the field order of the model)."""
-    return {
-        "transaction_id": transaction.transaction_id,
-        "fraud_probability": p.fraud_probability,
-        "risk_level": p.risk_level,
-        "decision": p.decision,
-        "ae_score": p.ae_score,
-        "clf_score": p.clf_score,
-        "reasons": [
-            {
-                "code": r.code,
-                "feature": r.feature,
-                "source": r.source,
-                "contribution": r.contribution,
-                "value": r.value,
-            }
-            for r in p.reasons
-        ],
-        "model_version": version,
-        "decision_source": p.decision_source,
-        "degraded": p.degraded,
-        "latency_ms": ms,
-    }
 
 
 def _json(payload: dict[str, Any]) -> Response:
