@@ -14,14 +14,10 @@ from feature_repo.feast_runtime import import_feast
 
 import_feast()  # before anything imports Feast: skips typeguard's import-time rewrite
 
-from training.datasets import build  # noqa: E402
-from training.features import (  # noqa: E402
-    FeatureConfig,
-    compute_feature_tables,
-    load_transactions,
-    write_feature_tables,
-)
-from training.params import load_params  # noqa: E402
+from training.features import load_transactions, write_feature_tables  # noqa: E402
+from training.inputs.feature_tables import FeatureConfig, compute_feature_tables  # noqa: E402
+from training.inputs.params import load_params  # noqa: E402
+from training.simulation.datasets import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.serving"]
@@ -97,7 +93,7 @@ def feast_repo(
     tiny_params: dict[str, Any],
 ) -> Path:
     """A copy of feature_repo/ with the tiny tables, applied and materialized by the real stage."""
-    from training.materialize import materialize
+    from training.inputs.feast_store import materialize
 
     repo = tmp_path_factory.mktemp("feast") / "feature_repo"
     repo.mkdir()
@@ -119,8 +115,9 @@ def tiny_training_set(
     """The ``training_set`` stage's output for the tiny data, through the real Feast join."""
     import json
 
-    from training.split import TimeSplit
-    from training.training_set import build_training_set, service_features, training_store
+    from training.inputs.feast_store import service_features, training_store
+    from training.simulation.split import TimeSplit
+    from training.training_set import build_training_set
 
     out = tmp_path_factory.mktemp("training_set")
     store = training_store(feast_repo)
@@ -138,8 +135,8 @@ def tiny_training_set(
 @pytest.fixture(scope="session")
 def tiny_trained(tiny_training_set: Path, tiny_params: dict[str, Any]) -> Any:
     """The whole ensemble trained on the tiny training set (a few seconds)."""
-    from training.frames import load_parts
-    from training.train import TrainConfig, train_ensemble
+    from training.inputs.frames import load_parts
+    from training.modelling.fit import TrainConfig, train_ensemble
 
     features, parts = load_parts(tiny_training_set, "v0", ("train", "validation", "test"))
     config = TrainConfig.from_params(tiny_params["train"])

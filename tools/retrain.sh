@@ -47,5 +47,5 @@ dvc push --run-cache
 log "publish the registry and the tables of ${FEATURE_SERVICE:-fraud_detection_v2} to ${FEATURE_EXPORT_DIR}"
 python -m feature_repo.online_load publish --repo feature_repo \
   --feature-service "${FEATURE_SERVICE:-fraud_detection_v2}" --to "${FEATURE_EXPORT_DIR}"
-python -m training.summary
+python -m training.reporting.summary
 log "done"

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.audit_sections import (
+from training.reporting.audit_sections import (
     drift_section,
     fairness_section,
     metrics_section,

@@ -1,9 +1,15 @@
-"""Stage ``data``: check the versioned datasets and record their figures.
+"""Stage ``data``: the versioned datasets: check them and record their figures; build them.
 
-Fails (non-zero exit) when ``data/`` is stale for ``params.yaml``, a file was modified,
-or an expectation breaks: schema, unique ids, id and amount formats the API accepts,
-periods in order, fraud rate within 0.2 percentage points of the target, every scenario
-present, poisoned variants with exact flip counts on training rows only. Writes
+``python -m training.data`` (the ``dvc.yaml`` stage) runs the check below.
+``python -m training.data sync`` (``make data``) keeps ``data/`` when it matches
+``params.yaml`` and the generator code, else pulls it from the DVC remote, else simulates it
+and runs ``dvc add data`` and ``dvc push``; ``python -m training.data build`` always
+simulates. The generation code is :mod:`training.simulation.datasets`.
+
+The check fails (non-zero exit) when ``data/`` is stale for ``params.yaml``, a file was
+modified, or an expectation breaks: schema, unique ids, id and amount formats the API
+accepts, periods in order, fraud rate within 0.2 percentage points of the target, every
+scenario present, poisoned variants with exact flip counts on training rows only. Writes
 ``metrics/data.json`` (declared as DVC metrics) for ``dvc metrics diff``.
 """
 
@@ -17,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.datasets import is_current, read_manifest
-from training.params import load_params
-from training.poison import flip_count
-from training.simulate import SCENARIOS, V0_SCENARIOS
-from training.split import TimeSplit
+from training.inputs.params import load_params
+from training.simulation.datasets import build, is_current, read_manifest, sync
+from training.simulation.poison import flip_count
+from training.simulation.simulate import SCENARIOS, V0_SCENARIOS
+from training.simulation.split import TimeSplit
 
 TRANSACTION_COLUMNS = {
     "transaction_id": "object",
@@ -133,22 +139,43 @@ def data_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Check the datasets and write their metrics.")
-    parser.add_argument("--data", type=Path, default=Path("data"))
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/data.json"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    problems = check_datasets(args.data, params)
+def check(data_dir: Path, params: dict[str, Any], metrics_path: Path) -> None:
+    """The stage: every expectation on ``data_dir``, then ``metrics_path``."""
+    problems = check_datasets(data_dir, params)
     if problems:
         raise SystemExit("data: checks failed:\n  " + "\n  ".join(problems))
-    manifest = read_manifest(args.data)
+    manifest = read_manifest(data_dir)
     assert manifest is not None
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(data_metrics(manifest), indent=2, sort_keys=True) + "\n")
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(data_metrics(manifest), indent=2, sort_keys=True) + "\n")
     periods = {k: v["rows"] for k, v in manifest["periods"].items()}
-    print(f"data: all checks passed {periods} -> {args.metrics}")
+    print(f"data: all checks passed {periods} -> {metrics_path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Check, sync or build the versioned datasets.")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="check",
+        choices=("check", "sync", "build"),
+        help="check (the dvc stage, default): expectations and metrics/data.json; "
+        "sync (make data): keep, pull or simulate data/ and track it; build: always simulate",
+    )
+    parser.add_argument("--data", type=Path, default=Path("data"), help="dataset directory")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/data.json"))
+    parser.add_argument("--no-push", action="store_true", help="sync: skip `dvc push`")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    if args.command == "check":
+        check(args.data, params, args.metrics)
+    elif args.command == "build":
+        manifest = build(params, args.data)
+        rows = {k: v["rows"] for k, v in manifest["periods"].items()}
+        print(f"data: built {rows} in {args.data}")
+    else:
+        print(sync(params, args.data, push=not args.no_push))
 
 
 if __name__ == "__main__":

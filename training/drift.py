@@ -29,11 +29,10 @@ from scipy.stats import ks_2samp
 
 from fraud_model.bundle import load_bundle
 from fraud_model.scorer import EnsembleScorer
-from training import metrics as m
-from training.frames import available_cores, read_features
-from training.params import load_params
-from training.reports_io import pyplot, write_json
-from training.training_set import LABEL
+from training.inputs.frames import LABEL, available_cores, read_features
+from training.inputs.params import load_params
+from training.modelling import metrics as m
+from training.reporting.reports_io import pyplot, write_json
 
 
 @dataclass(frozen=True)

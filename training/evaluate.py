@@ -12,76 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fraud_model.bundle import ModelBundle, load_bundle
-from fraud_model.fusion import Fusion
 from fraud_model.scorer import EnsembleScorer
-from training import metrics as m
-from training.decision import CostModel, decision_cost
-from training.frames import Frame, available_cores, load_parts
-from training.params import load_params
-
-
-def evaluate_frame(
-    scorer: EnsembleScorer, frame: Frame, k: int, bins: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every test metric of a bundle on one frame, and its curves."""
-    batch = scorer.score(frame.x)
-    y, prob = frame.y, batch.probability
-    days = frame.days
-    amount = frame.meta["amount"].to_numpy(dtype=np.float64)
-    cost_model = CostModel(**scorer.bundle.metadata.get("cost_model", {}))
-    alert = batch.level_index >= 1
-    cost = decision_cost(batch.level_index, y, amount, cost_model)
-    approve_all = float(amount[y == 1].sum())
-    scenario = frame.meta["fraud_scenario"].to_numpy() if "fraud_scenario" in frame.meta else None
-    values: dict[str, Any] = {
-        "rows": len(frame),
-        "fraud": int(y.sum()),
-        "days": frame.n_days,
-        **m.ranking(y, prob),
-        "members": {
-            "ae_auprc": m.ranking(y, batch.ae_score)["auprc"],
-            "classifier_auprc": m.ranking(y, batch.clf_score)["auprc"],
-        },
-        **m.at_threshold(y, alert),
-        "alerts_per_day": float(alert.sum() / frame.n_days),
-        "k": k,
-        "precision_at_k": m.precision_at_k(y, prob, days, k),
-        "card_precision_at_k": m.card_precision_at_k(
-            y, prob, days, frame.meta["customer_id"].to_numpy(), k
-        ),
-        "recall_at_k": m.recall_at_budget(y, prob, days, k),
-        "cost": cost,
-        "approve_all_cost": approve_all,
-        "cost_saving": 1.0 - cost / approve_all if approve_all else 0.0,
-        "brier": m.brier(y, prob),
-        "brier_uncalibrated": m.brier(y, batch.fused),
-        "ece": m.expected_calibration_error(y, prob, bins),
-        "ece_uncalibrated": m.expected_calibration_error(y, batch.fused, bins),
-        # The issue's default fusion read as a probability, for scale.
-        "ece_default_fusion": m.expected_calibration_error(
-            y,
-            Fusion("weighted", ae_weight=0.4)(batch.ae_score, batch.clf_margin, batch.ae_error),
-            bins,
-        ),
-        "decisions": dict(sorted(Counter(batch.decisions).items())),
-    }
-    if scenario is not None:
-        values["recall_by_scenario"] = {
-            str(s): float(alert[(scenario == s) & (y == 1)].mean())
-            for s in sorted(set(scenario[y == 1]))
-        }
-    curves = {
-        **m.curve_points(y, prob),
-        "calibration": m.calibration_curve(y, prob, bins),
-    }
-    return m.rounded(values), curves
+from training.inputs.frames import Frame, available_cores, load_parts
+from training.inputs.params import load_params
+from training.modelling import metrics as m
+from training.modelling.evaluation import evaluate_frame
 
 
 def write_plots(curves: dict[str, Any], directory: Path) -> None:
@@ -102,7 +41,7 @@ def track(
     """Log the run to MLflow, register the bundle, and apply the promotion gate."""
     import pandas as pd
 
-    from training import registry
+    from training.tracking import registry
 
     section = params["evaluate"]
     mlflow = registry.configure(section["experiment"])

@@ -38,9 +38,9 @@ import numpy as np
 
 from fraud_model.bundle import ModelBundle, load_bundle
 from fraud_model.scorer import EnsembleScorer, ScoreBatch
-from training.frames import Frame, available_cores, load_parts
-from training.params import load_params
-from training.reports_io import pyplot, write_json
+from training.inputs.frames import Frame, available_cores, load_parts
+from training.inputs.params import load_params
+from training.reporting.reports_io import pyplot, write_json
 
 CASES = ("caught_fraud", "false_alarm", "missed_fraud")
 DPI = 110

@@ -1,9 +1,9 @@
 """Train and evaluate the ensemble on a public data set, with the project's own code.
 
 ``python -m training.external --schema {ulb,handbook} --data FILE.csv[.gz] --out M.json``
-fits the full ensemble (``training.train.train_ensemble``, ``params.yaml`` section
-``train``) and scores the time-later test part with the service's scorer
-(``training.evaluate.evaluate_frame``).
+fits the full ensemble (``training.modelling.fit.train_ensemble``, ``params.yaml``
+section ``train``) and scores the time-later test part with the service's scorer
+(``training.modelling.evaluation.evaluate_frame``).
 
 Schemas:
 
@@ -15,8 +15,9 @@ Schemas:
   ``TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD`` (other
   columns ignored, except ``TX_FRAUD_SCENARIO`` which, when present, feeds recall by
   scenario). Customer and terminal window features come from the batch feature job
-  (``training.features``, with the label delay), joined as Feast does: the latest daily
-  snapshot at or before the transaction and at most 2 days old (the TTL), else missing.
+  (``training.inputs.feature_tables``, with the label delay), joined as Feast does: the
+  latest daily snapshot at or before the transaction and at most 2 days old (the TTL),
+  else missing.
   Request-time features come from ``feature_repo.request_features``; the fields this
   schema lacks (channel, entry mode, merchant category, ...) get their documented defaults.
   Default gap: the label delay (``features.label_delay_days``, 7 days).
@@ -40,15 +41,15 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.request_features import NEW_CUSTOMER, REQUEST_FEATURES, compute_request_features
-from training.features import (
+from training.inputs.feast_store import SNAPSHOT_TTL
+from training.inputs.feature_tables import (
     FeatureConfig,
     compute_feature_tables,
     customer_feature_names,
     terminal_feature_names,
 )
-from training.frames import Frame, available_cores
-from training.materialize import SNAPSHOT_TTL
-from training.params import load_params
+from training.inputs.frames import Frame, available_cores
+from training.inputs.params import load_params
 
 SCHEMAS = ("ulb", "handbook")
 ULB_V = tuple(f"V{i}" for i in range(1, 29))
@@ -322,8 +323,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     from fraud_model.bundle import write_bundle
     from fraud_model.scorer import EnsembleScorer
-    from training.evaluate import evaluate_frame
-    from training.train import TrainConfig, keras_parity, train_ensemble
+    from training.modelling.evaluation import evaluate_frame
+    from training.modelling.fit import TrainConfig, keras_parity, train_ensemble
 
     args = parse_args(argv)
     started = time.perf_counter()

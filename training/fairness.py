@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import metrics as m
-from training.decision import CostModel, decision_cost
-from training.frames import Frame, available_cores, load_parts
-from training.params import load_params
-from training.reports_io import pyplot, write_json
+from training.inputs.frames import Frame, available_cores, load_parts
+from training.inputs.params import load_params
+from training.modelling import metrics as m
+from training.modelling.decision import CostModel, decision_cost
+from training.reporting.reports_io import pyplot, write_json
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ defense, always evaluated on the clean time-later test set.
 
 For every poisoned variant of v0's training rows (``data/poisoned``: uniform and
 hidden-fraud flips at each rate) and for the clean labels, the whole ensemble is trained
-by ``training.train.train_ensemble`` with the label-noise defense off and on. Validation
+by ``training.modelling.fit.train_ensemble`` with the label-noise defense off and on. Validation
 and test labels are clean (only training labels are attacked). Two settings are fixed
 from the clean model to keep the study within the pipeline's time budget: the imbalance
 strategy (the one the ``train`` stage selected) and the autoencoder's epoch cap
@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from fraud_model.scorer import EnsembleScorer
-from training import metrics as m
-from training.frames import Frame, available_cores, load_parts
-from training.params import load_params
-from training.poison import variant_name
-from training.reports_io import pyplot
-from training.train import TrainConfig, data_version, train_ensemble
+from training.inputs.frames import Frame, available_cores, load_parts
+from training.inputs.params import load_params
+from training.modelling import metrics as m
+from training.modelling.fit import TrainConfig, data_version, train_ensemble
+from training.reporting.poisoning_table import poisoning_table
+from training.reporting.reports_io import pyplot
+from training.simulation.poison import variant_name
 
 CLEAN = "clean"
 
@@ -93,26 +94,6 @@ def run_one(
         flagged_frame = flagged_frame.assign(label_was_flipped=flipped[flagged])
     row["seconds"] = round(time.perf_counter() - started, 1)
     return m.rounded(row, 4), flagged_frame
-
-
-def markdown_table(rows: list[dict[str, Any]], k: int) -> str:
-    lines = [
-        f"| labels | defense | AUPRC | recall@{k}/day | precision / recall at alert tier "
-        "| flipped | flagged | flagged precision | flagged recall |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        flagged = (
-            f"{r['flagged']:,} | {r['flagged_precision']:.2f} | {r['flagged_recall']:.2f}"
-            if "flagged" in r
-            else "- | - | -"
-        )
-        lines.append(
-            f"| {r['labels']} | {'on' if r['defense'] else 'off'} | {r['auprc']:.4f} | "
-            f"{r['recall_at_budget']:.3f} | {r['precision_at_alert_tier']:.3f} / "
-            f"{r['recall_at_alert_tier']:.3f} | {r['flipped_labels']:,} | {flagged} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict[str, Any]], path: Path, k: int) -> None:
@@ -181,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
 
     mlflow = None
     if not args.no_mlflow:
-        from training import registry
+        from training.tracking import registry
 
         mlflow = registry.configure(params["evaluate"]["experiment"])
     rows: list[dict[str, Any]] = []
@@ -244,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         + "\n"
     )
-    (args.reports / "poisoning.md").write_text(markdown_table(rows, k))
+    (args.reports / "poisoning.md").write_text(poisoning_table(rows, k))
     plot(rows, args.reports / "poisoning.png", k)
     print(f"poisoning: {len(rows)} runs in {time.perf_counter() - started:.0f}s", flush=True)
 

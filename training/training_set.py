@@ -24,24 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feature_repo.online_load import open_store, working_directory
-from training.params import load_params
-from training.split import TimeSplit
+from feature_repo.online_load import working_directory
+from training.inputs.feast_store import service_features, training_store
+from training.inputs.frames import LABEL
+from training.inputs.params import load_params
+from training.simulation.split import TimeSplit
 
-LABEL = "is_fraud"
 ID_COLUMNS = ("transaction_id", "timestamp", "customer_id", "terminal_id", "amount")
 META_COLUMNS = (*ID_COLUMNS, LABEL, "fraud_scenario", "period", "part")
-
-
-def training_store(repo: Path) -> Any:
-    """A ``FeatureStore`` on ``repo`` whose offline store is DuckDB."""
-    return open_store(repo)
-
-
-def service_features(store: Any, service_name: str) -> list[str]:
-    """Feature names of a FeatureService, in the service's order (the model's column order)."""
-    service = store.get_feature_service(service_name)
-    return [f.name for p in service.feature_view_projections for f in p.features]
 
 
 def entity_frame(transactions: pd.DataFrame) -> pd.DataFrame:

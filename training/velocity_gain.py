@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from fraud_model.scorer import EnsembleScorer
-from training import metrics as m
-from training.frames import Frame, available_cores, load_parts
-from training.params import load_params
-from training.reports_io import write_json
-from training.train import TrainConfig, train_ensemble
-from training.training_set import service_features, training_store
+from training.inputs.feast_store import service_features, training_store
+from training.inputs.frames import Frame, available_cores, load_parts
+from training.inputs.params import load_params
+from training.modelling import metrics as m
+from training.modelling.fit import TrainConfig, train_ensemble
+from training.reporting.reports_io import write_json
 
 
 def columns(frame: Frame, features: list[str], chosen: list[str]) -> Frame:

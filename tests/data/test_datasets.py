@@ -1,4 +1,5 @@
-"""The versioned datasets: expectations hold, tampering and stale params are caught, builds repeat."""
+"""The versioned datasets: expectations hold, tampering and stale params are caught, builds
+repeat."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from training.data import check_datasets, data_metrics
-from training.datasets import build, is_current, read_manifest
+from training.simulation.datasets import build, is_current, read_manifest
 
 
 def test_tiny_datasets_pass_every_expectation(tiny_data: Path, tiny_params: dict[str, Any]) -> None:

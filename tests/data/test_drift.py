@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from training.drift import feature_drift, main, population_stability_index
-from training.simulate import DRIFTED_FEATURES
+from training.simulation.simulate import DRIFTED_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_stage_reports_prediction_and_performance_drift(stage_report: dict[str, 
 def test_no_drift_between_v0_training_rows_and_their_resample(
     tiny_training_set: Path, tiny_bundle: Path
 ) -> None:
-    from training.frames import read_features
+    from training.inputs.frames import read_features
 
     features = read_features(tiny_training_set)
     v0 = pd.read_parquet(tiny_training_set / "v0.parquet")

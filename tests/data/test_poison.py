@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.datasets import read_manifest
-from training.poison import FLIP_MODELS, flip_count, flip_mask, poison, variant_name
-from training.split import TimeSplit
+from training.simulation.datasets import read_manifest
+from training.simulation.poison import FLIP_MODELS, flip_count, flip_mask, poison, variant_name
+from training.simulation.split import TimeSplit
 
 LABELS = np.array([1] * 50 + [0] * 950)
 
@@ -45,7 +45,9 @@ def test_unknown_model_and_rate_are_refused() -> None:
         flip_count(LABELS, 1.5, "uniform")
 
 
-def test_variants_on_disk_cover_only_training_rows(tiny_data: Path, tiny_params: dict[str, Any]) -> None:
+def test_variants_on_disk_cover_only_training_rows(
+    tiny_data: Path, tiny_params: dict[str, Any]
+) -> None:
     v0 = pd.read_parquet(tiny_data / "v0/transactions.parquet")
     parts = TimeSplit.from_params(tiny_params).assign(v0["timestamp"])
     train = v0[parts == "train"].reset_index(drop=True)

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from training.data import check_transactions
-from training.simulate import SCENARIOS, V0_SCENARIOS, SimulationConfig, simulate
+from training.simulation.simulate import SCENARIOS, V0_SCENARIOS, SimulationConfig, simulate
 
-SMALL = SimulationConfig(n_customers=120, n_terminals=250, v0_days=40, v1_days=20, nearby_terminals=8)
+SMALL = SimulationConfig(
+    n_customers=120, n_terminals=250, v0_days=40, v1_days=20, nearby_terminals=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,8 @@ def test_scenarios_have_their_documented_signatures(small: pd.DataFrame) -> None
     testing = small[small.fraud_scenario == "card_testing"]
     assert (testing["amount"] <= 3).mean() > 0.5 and (testing["channel"] == "online").all()
     terminal = small[small.fraud_scenario == "compromised_terminal"]
-    # Every transaction at a compromised terminal inside its window is fraud: few terminals, many rows.
+    # Every transaction at a compromised terminal inside its window is fraud:
+    # few terminals, many rows.
     assert terminal["terminal_id"].nunique() < len(terminal) / 3
 
 
@@ -82,7 +85,7 @@ def test_v1_drifts_up_in_amount_and_online_share(small: pd.DataFrame) -> None:
     [
         {"fraud_rate": 0.0},
         {"scenario_shares": {"large_amount": 1.0}},
-        {"scenario_shares": {s: 0.5 for s in V0_SCENARIOS}},
+        {"scenario_shares": dict.fromkeys(V0_SCENARIOS, 0.5)},
         {"v0_days": 0},
     ],
 )

@@ -64,7 +64,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
     (root / "data.dvc").unlink(missing_ok=True)
     init_dvc_project(root)
-    run(root, sys.executable, "-m", "training.datasets", "sync", timeout=1200)
+    run(root, sys.executable, "-m", "training.data", "sync", timeout=1200)
     run(root, sys.executable, "-m", "dvc", "repro", "evaluate", timeout=1200)
     assert (root / "models" / "bundle" / "MANIFEST.json").is_file()
     timings["tiny pipeline (make data + dvc repro evaluate)"] = time.monotonic() - began

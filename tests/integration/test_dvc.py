@@ -54,10 +54,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sync_builds_tracks_and_pushes(project: Path) -> None:
-    out = run(project, sys.executable, "-m", "training.datasets", "sync")
+    out = run(project, sys.executable, "-m", "training.data", "sync")
     assert "built and tracked in data.dvc" in out
     assert (project / "data.dvc").exists()
-    assert "up to date" in run(project, sys.executable, "-m", "training.datasets", "sync")
+    assert "up to date" in run(project, sys.executable, "-m", "training.data", "sync")
 
 
 def test_repro_runs_the_whole_pipeline(project: Path) -> None:
@@ -117,7 +117,7 @@ def test_pull_restores_the_exact_data(project: Path) -> None:
     shutil.rmtree(project / "data")
     shutil.rmtree(project / ".dvc/cache")
     run(project, sys.executable, "-m", "dvc", "pull", "data.dvc")
-    out = run(project, sys.executable, "-m", "training.datasets", "sync")
+    out = run(project, sys.executable, "-m", "training.data", "sync")
     assert "up to date" in out
     assert (project / "data.dvc").read_text() == tracked
 
@@ -125,7 +125,7 @@ def test_pull_restores_the_exact_data(project: Path) -> None:
 def test_sync_pulls_when_data_is_missing(project: Path) -> None:
     shutil.rmtree(project / "data")
     assert "pulled from the DVC remote" in run(
-        project, sys.executable, "-m", "training.datasets", "sync"
+        project, sys.executable, "-m", "training.data", "sync"
     )
 
 

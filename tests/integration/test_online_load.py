@@ -142,7 +142,7 @@ def test_the_stage_rebuild_never_replays_the_old_stores_write_ahead_log(
 ) -> None:
     """SQLite replays a ``-wal`` it finds next to a database onto it: a rebuild that kept
     the old store's log would serve the old store's pages from the new file."""
-    from training.materialize import materialize
+    from training.inputs.feast_store import materialize
 
     repo = tmp_path / "feature_repo"
     shutil.copytree(feast_repo, repo)

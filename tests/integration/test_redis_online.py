@@ -69,7 +69,7 @@ def test_load_record_json_round_trip() -> None:
 def test_the_load_record_lives_in_redis_and_sqlite(
     feast_repo: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    from training.training_set import training_store
+    from training.inputs.feast_store import training_store
 
     redis_repo_dir = tmp_path / "redis"
     redis_repo_dir.mkdir()

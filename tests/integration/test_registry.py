@@ -13,7 +13,7 @@ import pytest
 
 from fraud_model.bundle import write_bundle
 from fraud_model.scorer import EnsembleScorer
-from training import registry
+from training.tracking import registry
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from app.services.velocity import VelocityTracker
 from feature_repo.velocity import VELOCITY_FEATURES
 from fraud_model.scorer import no_stage
 from tests.serving import as_request
-from training.materialize import materialize
-from training.training_set import historical_features, training_store
+from training.inputs.feast_store import materialize, training_store
+from training.training_set import historical_features
 
 pytestmark = pytest.mark.integration
 SERVICE = "fraud_detection_v2"

@@ -22,7 +22,8 @@ from fraud_model.bundle import (
     load_bundle,
 )
 from fraud_model.scorer import EnsembleScorer
-from training.train import PARITY_TOLERANCE, keras_parity
+from training.modelling.fit import keras_parity
+from training.train import PARITY_TOLERANCE
 
 pytestmark = pytest.mark.integration
 

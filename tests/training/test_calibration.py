@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from fraud_model.calibration import Calibrator
-from training.ensemble import fit_calibrator
-from training.metrics import expected_calibration_error
+from training.modelling.ensemble import fit_calibrator
+from training.modelling.metrics import expected_calibration_error
 
 
 def _overconfident(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

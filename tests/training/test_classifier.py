@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fraud_model.fusion import sigmoid
-from training.classifier import ClassifierConfig, focal_gradient, select_classifier, smote
+from training.modelling.classifier import ClassifierConfig, focal_gradient, select_classifier, smote
 
 
 def _focal_loss(margin: np.ndarray, y: np.ndarray, alpha: float, gamma: float) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fraud_model.decisions import Tiers
-from training.decision import CostModel, decision_cost, optimise_tiers
+from training.modelling.decision import CostModel, decision_cost, optimise_tiers
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.defense import DefenseConfig, confident_learning
+from training.modelling.defense import DefenseConfig, confident_learning
 
 
 def test_confident_learning_finds_hidden_fraud() -> None:

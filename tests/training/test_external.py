@@ -18,7 +18,7 @@ import yaml
 
 from fraud_model.bundle import load_bundle
 from training import external
-from training.params import load_params
+from training.inputs.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_KEYS = (

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.features import (
+from training.inputs.feature_tables import (
     FeatureConfig,
     compute_feature_tables,
     customer_feature_names,

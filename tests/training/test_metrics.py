@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import metrics as m
+from training.modelling import metrics as m
 
 
 def test_precision_and_card_precision_at_k() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fraud_model.scorer import ScoreBatch
-from training.ensemble import fit_stacking
+from training.modelling.ensemble import fit_stacking
 
 
 def batch(margin: np.ndarray, error: np.ndarray) -> ScoreBatch:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from training.summary import main
+from training.reporting.summary import main
 
 pytestmark = pytest.mark.integration
 

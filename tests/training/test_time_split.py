@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from training.split import TimeSplit
+from training.simulation.split import TimeSplit
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_gap_equals_the_label_delay(tiny_params: dict[str, Any]) -> None:
     from tests.conftest import ROOT
-    from training.params import load_params
+    from training.inputs.params import load_params
 
     for params in (tiny_params, load_params(ROOT / "params.yaml")):
         assert params["split"]["gap_days"] == params["features"]["label_delay_days"]

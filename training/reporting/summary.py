@@ -1,4 +1,8 @@
-"""The summary ``make demo`` ends with: datasets, an online lookup, and the model scoring it."""
+"""The summary ``make demo`` ends with: datasets, an online lookup, and the model scoring it.
+
+``python -m training.reporting.summary`` (also the last step of ``tools/retrain.sh``). Not a
+pipeline stage: it reads ``data/``, the online store and the bundle, and writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ import pandas as pd
 
 from feature_repo.feast_runtime import import_feast
 from feature_repo.online_request import online_request
-from training.datasets import read_manifest
-from training.params import load_params
-from training.split import PARTS
+from training.inputs.params import load_params
+from training.simulation.datasets import read_manifest
+from training.simulation.split import PARTS
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
@@ -122,7 +126,7 @@ def model_section(bundle_dir: Path, metrics_path: Path, online: dict[str, Any]) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--repo", type=Path, default=Path("feature_repo"))
     parser.add_argument("--feature-service", help="default: the training set's (params.yaml)")

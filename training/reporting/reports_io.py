@@ -1,4 +1,5 @@
-"""Writing the audit stages' outputs: rounded, stable JSON and matplotlib figures."""
+"""Writing what the stages report: rounded, stable JSON and matplotlib figures (the audit
+stages and the ``velocity_gain`` and ``poisoning`` studies)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,15 @@
-"""The sections of the audit report (``training.audit``), each rendered from its stage's
-metrics file. Plots are linked relative to ``reports/``; each section opens with what a
-reviewer should look at."""
+"""The sections of the audit report (the ``audit`` stage, ``training.audit``), each rendered
+from its stage's metrics file. Plots are linked relative to ``reports/``; each section opens
+with what a reviewer should look at. Stages import this module; it imports no stage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from training.poisoning import markdown_table
+from training.reporting.markdown import markdown_table
+from training.reporting.poisoning_table import poisoning_table
 
 PASS, FAIL, WARN = "✅ pass", "❌ FAIL", "⚠️ ALERT"
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -102,7 +95,7 @@ def summary_section(inputs: dict[str, dict[str, Any]], meta: dict[str, Any]) -> 
             f"Data `{meta.get('data_version', 'unknown')}`, feature service "
             f"`{meta.get('feature_service', 'unknown')}`, labels `{meta.get('labels', 'clean')}`. "
             "Every figure is measured on the time-later test part of v0 unless it says v1.",
-            table(("Check", "Result"), rows),
+            markdown_table(("Check", "Result"), rows),
         ]
     )
 
@@ -149,7 +142,9 @@ def metrics_section(evaluate: dict[str, Any], metrics_diff: str | None) -> str:
                 "test AUPRC and cost saving against the base branch; the promotion gate "
                 "refuses a challenger whose AUPRC is lower by more than its tolerance."
             ),
-            table(("Metric", "v0 test (time-later)", "v1 (drifted period)"), rows + members),
+            markdown_table(
+                ("Metric", "v0 test (time-later)", "v1 (drifted period)"), rows + members
+            ),
             "### Committed metrics against the base branch",
             diff,
         ]
@@ -175,7 +170,7 @@ def shap_section(shap: dict[str, Any]) -> str:
         agreement_sentence(shap),
         image("shap/bar.png", "mean |SHAP| per feature"),
         image("shap/beeswarm.png", "SHAP beeswarm"),
-        table(
+        markdown_table(
             ("Feature", "mean \\|SHAP\\| (log-odds)"),
             ((f"`{g['feature']}`", num(g["mean_abs_shap"], 3)) for g in top),
         ),
@@ -183,7 +178,7 @@ def shap_section(shap: dict[str, Any]) -> str:
         " ".join(image(f"shap/dependence_{f}.png", f"dependence: {f}") for f in shap["dependence"]),
         "### Autoencoder: reconstruction error by feature, fraud vs legitimate",
         image("shap/autoencoder_errors.png", "autoencoder per-feature errors"),
-        table(
+        markdown_table(
             ("Feature", "legitimate", "fraud", "ratio"),
             (
                 (
@@ -252,7 +247,7 @@ def fairness_section(fairness: dict[str, Any]) -> str:
             f"### {name}: DPD {num(result['dpd'])}, EOD {num(result['eod'])} ({verdict})",
             f"Over all groups, small ones included: DPD {num(result['dpd_all_groups'])}, "
             f"EOD {num(result['eod_all_groups'])}.",
-            table(
+            markdown_table(
                 ("Group", "rows", "frauds", "alert rate", "FPR", "FNR", "precision", "gated"),
                 (
                     (
@@ -278,7 +273,7 @@ def fairness_section(fairness: dict[str, Any]) -> str:
         "included, so a small group's noisy validation rates constrain all the others; its "
         "thresholds are fitted on validation, so the test disparities show whether the "
         "correction carries over to later data.",
-        table(
+        markdown_table(
             (
                 "Attribute",
                 "Policy",
@@ -342,7 +337,7 @@ def drift_section(drift: dict[str, Any]) -> str:
             f"{WARN if features['alert'] else 'no alert'}.** Control, v0 train vs v0 test "
             f"(same period, {rows['control']:,} rows): {pct(drift['control']['drift_share'], 0)}"
             f" ({', '.join(f'`{f}`' for f in drift['control']['drifted']) or 'none'}).",
-            table(
+            markdown_table(
                 ("Feature (top 12 by PSI)", "KS", "p-value", "PSI", "drifted"),
                 (
                     (
@@ -359,7 +354,7 @@ def drift_section(drift: dict[str, Any]) -> str:
             "### Prediction drift: v0 test vs v1",
             f"Alert rate {pct(drift['alert_rate']['reference'], 2)} → "
             f"{pct(drift['alert_rate']['current'], 2)}.",
-            table(
+            markdown_table(
                 ("Score", "KS", "PSI", "drifted"),
                 (
                     (
@@ -373,7 +368,7 @@ def drift_section(drift: dict[str, Any]) -> str:
             ),
             image("drift/scores.png", "score distributions"),
             "### Performance drift: the v0-trained model on v0 test and on v1",
-            table(
+            markdown_table(
                 ("Metric", "v0 test", "v1", "change"),
                 (
                     (
@@ -405,7 +400,7 @@ def poisoning_section(poisoning: dict[str, Any], k: int) -> str:
             "flipped as named (uniform: random flips both ways; hidden_fraud: frauds relabelled "
             "legitimate), with the confident-learning defense off or on, and always evaluated on "
             "the clean time-later test set.",
-            markdown_table(rows, k).strip(),
+            poisoning_table(rows, k).strip(),
             image("poisoning.png", "AUPRC and recall vs flipped labels"),
         ]
     )

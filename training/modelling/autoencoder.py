@@ -1,7 +1,7 @@
 """The TensorFlow/Keras autoencoder: fitted on legitimate traffic, exported to NumPy.
 
-Only training imports this module; the service runs the exported weights through
-``fraud_model.autoencoder.DenseAutoencoder``.
+Only training imports this module (:func:`training.modelling.fit.train_ensemble`); the
+service runs the exported weights through ``fraud_model.autoencoder.DenseAutoencoder``.
 """
 
 from __future__ import annotations

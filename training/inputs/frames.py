@@ -1,4 +1,5 @@
-"""Model inputs as arrays: the training set's feature matrix, labels and row metadata."""
+"""The training set read back as arrays: feature matrix, labels and row metadata per split
+part (:class:`Frame`), and the cores a stage may use. Library of the modelling stages."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.training_set import LABEL
-
+LABEL = "is_fraud"  # the training set's label column
 META = ("transaction_id", "timestamp", "customer_id", "terminal_id", "amount", "fraud_scenario")
 
 

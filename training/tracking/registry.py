@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHAMPION, CHALLENGER = "champion", "challenger"
 SERVING_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "mlflow")
 
@@ -66,7 +66,7 @@ def log_model_version(
     """Log the bundle as a pyfunc model, register it, and alias it ``challenger``."""
     from mlflow.models import infer_signature
 
-    from training.pyfunc_model import BUNDLE_ARTIFACT, FraudEnsembleModel
+    from training.tracking.pyfunc_model import BUNDLE_ARTIFACT, FraudEnsembleModel
 
     model = FraudEnsembleModel()
     model.load_context(type("Context", (), {"artifacts": {BUNDLE_ARTIFACT: str(bundle_dir)}})())

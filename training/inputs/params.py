@@ -1,4 +1,5 @@
-"""Read ``params.yaml``: the one place pipeline parameters come from."""
+"""Read ``params.yaml``: the one place pipeline parameters come from (every stage reads its
+section through :func:`load_params`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Evaluation metrics for a time-ordered holdout: ranking, alerts, cost and calibration."""
+"""Evaluation metrics for a time-ordered holdout: ranking, alerts, cost and calibration.
+
+Shared by fitting (validation), the ``evaluate`` stage, the studies and the audits."""
 
 from __future__ import annotations
 

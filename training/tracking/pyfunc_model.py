@@ -1,4 +1,5 @@
-"""The bundle as an MLflow pyfunc model, so ``mlflow.pyfunc.load_model`` scores it too."""
+"""The bundle as an MLflow pyfunc model, so ``mlflow.pyfunc.load_model`` scores it too
+(logged by :func:`training.tracking.registry.log_model_version`)."""
 
 from __future__ import annotations
 

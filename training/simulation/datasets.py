@@ -1,12 +1,13 @@
-"""Build the versioned datasets under ``data/`` and keep them in step with DVC.
+"""The versioned datasets under ``data/``: generating them, their manifest, keeping them in
+step with DVC (library of the ``data`` stage).
 
 ``data/`` is the project's raw input, tracked by ``data.dvc`` (``dvc add data``) the way a
 bank's card-transaction extracts would be. Here the simulator stands in for the source:
 
-- ``python -m training.datasets build`` simulates and writes every file below;
-- ``python -m training.datasets sync`` (``make data``) does nothing when ``data/`` already
+- ``python -m training.data build`` simulates and writes every file below (:func:`build`);
+- ``python -m training.data sync`` (``make data``) does nothing when ``data/`` already
   matches ``params.yaml`` and the generator code, else pulls it from the DVC remote, else
-  builds it and runs ``dvc add data`` and ``dvc push``.
+  builds it and runs ``dvc add data`` and ``dvc push`` (:func:`sync`).
 
 Layout::
 
@@ -19,7 +20,6 @@ Layout::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -30,19 +30,18 @@ from typing import Any
 
 import pandas as pd
 
-from training.params import load_params
-from training.poison import FLIP_MODELS, poison, variant_name
-from training.simulate import SCENARIOS, SimulationConfig, simulate
-from training.split import TimeSplit
+from training.simulation.poison import FLIP_MODELS, poison, variant_name
+from training.simulation.simulate import SCENARIOS, SimulationConfig, simulate
+from training.simulation.split import TimeSplit
 
 GENERATOR_PARAMS = ("simulate", "split", "poison")
 GENERATOR_CODE = (
-    "training/simulate.py",
-    "training/poison.py",
-    "training/split.py",
+    "training/simulation/simulate.py",
+    "training/simulation/poison.py",
+    "training/simulation/split.py",
     "feature_repo/vocabulary.py",
 )
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def generator_fingerprint(params: dict[str, Any]) -> dict[str, Any]:
@@ -186,23 +185,3 @@ def sync(params: dict[str, Any], data_dir: Path, push: bool = True) -> str:
         if pushed.returncode != 0:
             print(f"data: dvc push failed (continuing):\n{pushed.stderr.strip()}", flush=True)
     return f"data: built and tracked in {tracker}"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build or sync the DVC-versioned datasets.")
-    parser.add_argument("command", choices=("build", "sync"), help="build: always simulate")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="dataset directory")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--no-push", action="store_true", help="sync: skip `dvc push`")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    if args.command == "build":
-        manifest = build(params, args.data)
-        rows = {k: v["rows"] for k, v in manifest["periods"].items()}
-        print(f"data: built {rows} in {args.data}")
-    else:
-        print(sync(params, args.data, push=not args.no_push))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""Fusing the two members and calibrating the result, both fitted on validation."""
+"""Fusing the two members and calibrating the result, both fitted on validation (used by
+:func:`training.modelling.fit.train_ensemble`)."""
 
 from __future__ import annotations
 
