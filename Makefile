@@ -105,7 +105,7 @@ images: install ## Build fraud-scoring:0.4.0 and fraud-training:0.4.0 with Podma
 	$(PY) tools/images.py build --context .
 
 data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data.dvc already matches, and track them with DVC
-	$(PY) -m training.datasets sync
+	$(PY) -m training.data sync
 
 features: data ## Build feature tables, `feast apply` and `feast materialize-incremental` (through dvc repro)
 	$(BIN)/dvc repro materialize
@@ -115,8 +115,8 @@ features: data ## Build feature tables, `feast apply` and `feast materialize-inc
 # dashboard's Model page and the image show; a failed audit leaves the demo running without it.
 demo: train ## Main job: install, data, features, train, evaluate, model card; then serve on 127.0.0.1:8000 and score examples (Ctrl+C stops)
 	$(BIN)/dvc repro model_card || echo "make demo: no model card (dvc repro model_card failed above); the dashboard's Model page will say so" >&2
-	$(PY) -m training.summary
-	$(PY) tools/demo.py --host $(HOST) --port $(PORT)
+	$(PY) -m training.reporting.summary
+	$(PY) -m tools.demo --host $(HOST) --port $(PORT)
 
 # The deployed path runs in a pytest process of its own, after the rest: its Locust SLO
 # gates and 50 ms lookup budgets must not share the two cores with what 700 in-process
@@ -162,7 +162,7 @@ audit: features ## Audit report (SHAP, fairness gate, drift, poisoning) and the 
 	$(BIN)/dvc repro model_card
 
 screenshots: install ## The README's dashboard screenshots from the real model and card (after make demo, make audit)
-	$(PY) tools/screenshots.py
+	$(PY) -m tools.screenshots
 
 BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
@@ -183,7 +183,7 @@ USERS ?= 5
 SPAWN_RATE ?= 10
 DURATION ?= 60s
 loadtest: install ## Locust load test of a local service with SLO gates: make loadtest USERS=20 SPAWN_RATE=10 DURATION=60s
-	$(PY) tools/loadtest.py --port $(LOADTEST_PORT) --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --out reports/loadtest
+	$(PY) -m benchmarks.locust_run --port $(LOADTEST_PORT) --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --out reports/loadtest
 
 k8s-validate: install ## Render the overlays; kubernetes-validate (1.32, strict), CRD schemas, checkov, hadolint, actionlint, zizmor
 	$(PY) tools/k8s_validate.py

@@ -1,7 +1,8 @@
 """Locust load test of the fraud scoring API, replaying real transactions, with SLO gates.
 
 Traffic comes from a transactions parquet file (``LOCUST_DATA``, default the drifted v1
-month), sampled once per process: replays of known customers (most traffic), unknown
+month), sampled once per process and turned into request bodies by the shared builder
+(:mod:`benchmarks.transactions`): replays of known customers (most traffic), unknown
 customers, suspicious variants of real transactions, batches, and feedback labels for
 transactions scored earlier (sometimes repeated, sometimes contradicting: 409 counts as
 handled). At the end the p95/p99 of ``POST /v1/predict`` and the failure ratios are
@@ -38,25 +39,14 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
+from benchmarks.transactions import LABELLED_FIELDS, flag, request_body
+
 log = logging.getLogger("locustfile")
 
 PREDICT = "/v1/predict"
 BATCH = "/v1/predict/batch"
 FEEDBACK = "/v1/feedback"
 READYZ = "/readyz"
-COLUMNS = (
-    "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "timestamp",
-    "amount",
-    "merchant_category",
-    "channel",
-    "entry_mode",
-    "is_foreign",
-    "distance_from_home_km",
-    "is_fraud",
-)
 SCORE_FIELDS = (
     "transaction_id",
     "fraud_probability",
@@ -119,6 +109,14 @@ CONFIG = Config.from_env()
 RNG = random.Random(CONFIG.seed)  # nosec B311 # seeded synthetic load, not for security
 
 
+def _row(row: Any) -> dict[str, Any]:
+    """A sampled transaction: its request body without an id (each send gets a fresh one)
+    and its truth."""
+    body = request_body(row)
+    del body["transaction_id"]
+    return {**body, "is_fraud": flag(row.is_fraud)}
+
+
 class Traffic:
     """Real transactions (JSON-ready dicts) sampled once, plus what was scored so far."""
 
@@ -140,18 +138,15 @@ class Traffic:
             raise FileNotFoundError(
                 f"LOCUST_DATA={config.data}: no such parquet file (run `make data` first)"
             )
-        frame = pd.read_parquet(config.data, columns=list(COLUMNS))
+        frame = pd.read_parquet(config.data, columns=list(LABELLED_FIELDS))
         if len(frame) > config.sample_rows:
             frame = frame.sample(n=config.sample_rows, random_state=config.seed or 0)
-        timestamps = pd.to_datetime(frame["timestamp"], utc=True)
-        frame = frame.assign(
-            timestamp=timestamps.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        frame = frame.assign(  # whole UTC seconds, cents, metres
+            timestamp=pd.to_datetime(frame["timestamp"], utc=True).dt.floor("s"),
             amount=frame["amount"].astype(float).round(2),
             distance_from_home_km=frame["distance_from_home_km"].astype(float).round(3),
-            is_foreign=frame["is_foreign"].astype(bool),
-            is_fraud=frame["is_fraud"].astype(bool),
-        ).drop(columns=["transaction_id"])
-        rows: list[dict[str, Any]] = frame.to_dict("records")
+        )
+        rows = [_row(r) for r in frame.itertuples(index=False)]
         log.info("loaded %d transactions from %s", len(rows), config.data)
         return cls(rows)
 

@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import Server, free_port, start
+from benchmarks.server import Server, app_env, free_port, start
 
 FLOOD_ENV = {"MAX_BODY_BYTES": "1024"}
 _JSON = b"Content-Type: application/json\r\n"
@@ -132,16 +132,7 @@ def launch(stack: str, bundle: Path, repo: Path, state: Path) -> Server:
     """``python -m app`` (stack ``app``) or plain uvicorn with one HTTP/loop pair."""
     port = free_port()
     state.mkdir(parents=True, exist_ok=True)
-    env = {
-        **FLOOD_ENV,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "BUNDLE_URI": str(bundle),
-        "FEATURE_REPO": str(repo),
-        "LABEL_LOG": str(state / "labels.sqlite"),
-        "AUDIT_LOG": str(state / "predictions.sqlite"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = app_env(port, state, bundle, repo, **FLOOD_ENV)
     command = [sys.executable, "-m", "app"]
     if stack != "app":
         http, loop = STACKS[stack]

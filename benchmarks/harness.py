@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.server import Server, start
+from benchmarks.transactions import request_body
 
 HOST = "127.0.0.1"
 
@@ -25,21 +26,7 @@ HOST = "127.0.0.1"
 def request_bodies(data: Path, n: int) -> list[dict[str, Any]]:
     """The last ``n`` transactions of the time-later stream, as ``/v1/predict`` bodies."""
     frame = pd.read_parquet(data).tail(n)
-    return [
-        {
-            "transaction_id": str(r["transaction_id"]),
-            "customer_id": str(r["customer_id"]),
-            "terminal_id": str(r["terminal_id"]),
-            "timestamp": r["timestamp"].isoformat(),
-            "amount": float(r["amount"]),
-            "merchant_category": str(r["merchant_category"]),
-            "channel": str(r["channel"]),
-            "entry_mode": str(r["entry_mode"]),
-            "is_foreign": bool(r["is_foreign"]),
-            "distance_from_home_km": float(r["distance_from_home_km"]),
-        }
-        for r in frame.to_dict("records")
-    ]
+    return [request_body(row) for row in frame.itertuples(index=False)]
 
 
 @contextmanager

@@ -17,9 +17,11 @@ Every request body comes from ``bodies`` in turn, so the server sees many custom
 terminals rather than one cached row. The requests are raw bytes, so one list may mix paths;
 an iterator instead of a list is sent as it comes, never repeated (it must not run out).
 
-A request fails when the connection breaks or cannot be opened, no answer comes within
-``TIMEOUT`` seconds, or the status is not 2xx. A keep-alive connection the server has closed
-while it sat idle is dropped and replaced, not counted as an error.
+The connections, the request encoding and the answer parser are those of
+:mod:`benchmarks.http_client`, the one HTTP client of the tools. A request fails when the
+connection breaks or cannot be opened, the answer cannot be read, no answer comes within
+``TIMEOUT`` seconds, or the status is not 2xx. A keep-alive connection the server has
+closed while it sat idle is dropped and replaced, not counted as an error.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from benchmarks.http_client import Connection, connect, encode
 
 TIMEOUT = 30.0  # seconds; a request without an answer by then is an error
 
@@ -91,76 +95,19 @@ def encode_requests(
     host: str, port: int, path: str, bodies: Sequence[bytes], method: str = "POST"
 ) -> list[bytes]:
     """Complete HTTP/1.1 requests (keep-alive), one per body (JSON)."""
-    return [
-        (
-            f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        + body
-        for body in bodies
-    ]
+    return [encode(method, path, f"{host}:{port}", body) for body in bodies]
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; ``request`` sends bytes and returns the status code."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future[int] | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError("connection lost"))
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._parse()
-
-    def _parse(self) -> None:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
-            return
-        head = bytes(self.buffer[:end]).split(b"\r\n")
-        length = 0
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        if len(self.buffer) < end + 4 + length:
-            return
-        del self.buffer[: end + 4 + length]
-        status = int(head[0].split(b" ", 2)[1])
-        if not self.waiter.done():
-            self.waiter.set_result(status)
-
-    async def request(self, raw: bytes) -> int:
-        if self.closed or self.transport is None:
-            raise ConnectionError("connection closed")
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(raw)
-        try:
-            return await asyncio.wait_for(self.waiter, TIMEOUT)
-        except TimeoutError as exc:
-            self.close()
-            raise ConnectionError("no answer") from exc
-        finally:
-            self.waiter = None
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-async def _connect(host: str, port: int) -> _Connection:
-    _, protocol = await asyncio.get_running_loop().create_connection(_Connection, host, port)
-    return protocol
+async def _send(conn: Connection, raw: bytes) -> int:
+    """The status of the answer to ``raw``; ``ConnectionError`` when the connection breaks,
+    the answer cannot be read, or none comes within ``TIMEOUT`` (the connection is closed)."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            response = await conn.exchange(raw)
+    except TimeoutError as exc:
+        conn.close()
+        raise ConnectionError("no answer") from exc
+    return response.status
 
 
 def _record(run: Run, status: int, latency: float) -> None:
@@ -182,16 +129,16 @@ async def closed_loop(
     """Saturation: ``connections`` clients back to back for ``duration`` seconds; a client
     whose request was refused (not 2xx) first waits ``pause_after_refusal`` seconds (a
     client that honours ``Retry-After``)."""
-    pool = [await _connect(host, port) for _ in range(connections)]
+    pool = [await connect(host, port) for _ in range(connections)]
     cycle = _stream(requests)
     run = Run(seconds=duration)
     stop = time.perf_counter() + duration
 
-    async def client(conn: _Connection) -> None:
+    async def client(conn: Connection) -> None:
         while time.perf_counter() < stop and not conn.closed:
             began = time.perf_counter()
             try:
-                status = await conn.request(next(cycle))
+                status = await _send(conn, next(cycle))
             except ConnectionError:
                 run.errors += 1
                 return
@@ -242,7 +189,7 @@ async def open_loop_windows(
     answer of a request due in it.
     """
     loop = asyncio.get_running_loop()
-    idle: list[_Connection] = []
+    idle: list[Connection] = []
     opened = 0
     freed = asyncio.Condition()
     total = int(rate * duration)
@@ -265,14 +212,14 @@ async def open_loop_windows(
                     break
                 await freed.wait()
             if idle:
-                conn: _Connection | None = idle.pop()
+                conn: Connection | None = idle.pop()
             else:
                 opened += 1
                 conn = None
         try:
             if conn is None:
-                conn = await asyncio.wait_for(_connect(host, port), TIMEOUT)
-            status = await conn.request(raw)
+                conn = await asyncio.wait_for(connect(host, port), TIMEOUT)
+            status = await _send(conn, raw)
         except OSError:  # refused, reset, closed or timed out
             run.errors += 1
             ends[index] = max(ends[index], time.perf_counter())
@@ -327,12 +274,12 @@ async def open_loop_windows(
 
 async def one_by_one(host: str, port: int, requests: Sequence[bytes], count: int) -> Run:
     """Unloaded latency: one connection, ``count`` requests in sequence."""
-    conn = await _connect(host, port)
+    conn = await connect(host, port)
     run = Run(seconds=0.0)
     began = time.perf_counter()
     for raw, _ in zip(itertools.cycle(requests), range(count), strict=False):
         sent = time.perf_counter()
-        _record(run, await conn.request(raw), time.perf_counter() - sent)
+        _record(run, await _send(conn, raw), time.perf_counter() - sent)
     run.seconds = time.perf_counter() - began
     conn.close()
     return run

@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks import loadgen
 from benchmarks.harness import HOST, generator_gc_paused, start_service
 from benchmarks.server import Server, start
+from training.reporting.markdown import markdown_table
 
 # (name, what runs, command after the interpreter); the first sets the rates when none given
 STACKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -126,8 +127,7 @@ def section(protocol: dict[str, Any], same_run: bool = True) -> list[str]:
     add("RSS when ready MiB", "rss_ready_mb", ".0f", ratio=False)
     add("RSS after the load MiB", "rss_after_load_mb", ".0f", ratio=False)
     header = ["measure", first["name"], second["name"], f"{first['name']} / {second['name']}"]
-    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
+    out += markdown_table(header, rows).split("\n")
     failed = {
         s["name"]: s["saturation"]["errors"] + sum(level["errors"] for level in s["open_loop"])
         for s in stacks

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.protocols import section as protocol_section
+from training.reporting.markdown import markdown_table
 
 HEADER = """# Benchmarks
 
@@ -94,10 +95,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
+RUN_HEADER = ("load", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "requests", "errors", "late")
 
 
 def _run_row(name: str, run: dict[str, Any]) -> list[Any]:
@@ -134,7 +132,9 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         "## Targets (issue #7)",
         "",
     ]
-    out += _table(["target", "measured", "verdict"], [list(r) for r in targets(results)])
+    out.append(
+        markdown_table(["target", "measured", "verdict"], [list(r) for r in targets(results)])
+    )
     service, naive = results.get("service"), results.get("naive")
     if service is not None:
         out += ["", "## The service over HTTP (one worker, one core)", ""]
@@ -156,10 +156,7 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
                     level,
                 )
             )
-        out += _table(
-            ["load", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "requests", "errors", "late"],
-            rows,
-        )
+        out.append(markdown_table(RUN_HEADER, rows))
         out += [
             "",
             "Open-loop latencies count from the moment each request was due. `late`: requests "
@@ -169,29 +166,33 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
             "",
         ]
         out += ["### Batch endpoint", ""]
-        out += _table(
+        out.append(markdown_table(
             ["batch size", "transactions/s", "requests/s", "p50 ms", "p99 ms", "errors"],
             [
                 [b["size"], f"{b['tx_per_second']:,.0f}", f"{b['throughput_rps']:,.1f}",
                  f"{b['p50_ms']:.1f}", f"{b['p99_ms']:.1f}", b["errors"]]
                 for b in service["batch"]
             ],
-        )  # fmt: skip
+        ))  # fmt: skip
         out += ["", "### Cold start and memory", ""]
-        out += _table(
-            ["run", "launch to /readyz 200", "RSS when ready"],
-            [
-                [i + 1, f"{c['ready_seconds']:.2f} s", f"{c['rss_ready_mb']:.0f} MiB"]
-                for i, c in enumerate(service["cold_starts"])
-            ],
+        out.append(
+            markdown_table(
+                ["run", "launch to /readyz 200", "RSS when ready"],
+                [
+                    [i + 1, f"{c['ready_seconds']:.2f} s", f"{c['rss_ready_mb']:.0f} MiB"]
+                    for i, c in enumerate(service["cold_starts"])
+                ],
+            )
         )
         out += ["", f"RSS after all the load above: {service['rss_after_load_mb']:.0f} MiB.", ""]
     inprocess = results.get("inprocess")
     if inprocess is not None:
         out += ["## Where a request's time goes (in process, one transaction at a time)", ""]
-        out += _table(
-            ["stage", "median µs", "p99 µs"],
-            [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["stages"].items()],
+        out.append(
+            markdown_table(
+                ["stage", "median µs", "p99 µs"],
+                [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["stages"].items()],
+            )
         )
         out += [
             "",
@@ -203,9 +204,11 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
             "The slower ways the service does not use, on the same transactions:",
             "",
         ]
-        out += _table(
-            ["alternative", "median µs", "p99 µs"],
-            [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["alternatives"].items()],
+        out.append(
+            markdown_table(
+                ["alternative", "median µs", "p99 µs"],
+                [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["alternatives"].items()],
+            )
         )
         out += [""]
     if naive is not None and service is not None:
@@ -214,7 +217,7 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
         ratio = ours["throughput_rps"] / max(theirs["throughput_rps"], 1e-9)
         fast, slow = service["unloaded"], naive["unloaded"]
         cold = max(c["ready_seconds"] for c in service["cold_starts"])
-        out += _table(
+        out.append(markdown_table(
             ["measure", "service", "naive", "ratio"],
             [
                 ["saturation req/s", f"{ours['throughput_rps']:,.0f}",
@@ -227,7 +230,7 @@ def render(results: dict[str, Any], soak: dict[str, Any] | None = None) -> str:
                 ["RSS when ready MiB", f"{service['rss_ready_mb']:.0f}",
                  f"{naive['rss_ready_mb']:.0f}", ""],
             ],
-        )  # fmt: skip
+        ))  # fmt: skip
         out += [
             "",
             f"The naive server answered {theirs['requests']:,} requests at saturation with "
@@ -348,9 +351,9 @@ def soak_section(soak: dict[str, Any]) -> list[str]:
             _target(latency["passed"]),
         ]
     )
-    out += _table(["target", "measured", "verdict"], rows)
+    out += markdown_table(["target", "measured", "verdict"], rows).split("\n")
     out += [""]
-    out += _table(
+    out += markdown_table(
         ["window", "end s", "sent", "ok", "non-2xx", "broken", "p50 ms", "p95 ms", "p99 ms",
          "max ms", "late", "RSS MiB", "CPU %", "open files"],
         [
@@ -360,7 +363,7 @@ def soak_section(soak: dict[str, Any]) -> list[str]:
              f"{w['rss_mb']:.1f}", f"{w['cpu_percent']:.0f}", w["open_files"]]
             for i, w in enumerate(service["windows"])
         ],
-    )  # fmt: skip
+    ).split("\n")  # fmt: skip
     labels = service["label_log"]
     recorded = "?" if labels["recorded"] is None else f"{labels['recorded']:,}"
     out += [

@@ -1,5 +1,6 @@
 """Start a server process pinned to one core, time it to ready, read its memory, CPU time
-and open files, stop it."""
+and open files, stop it; :func:`app_env` is a local service's environment (the launcher
+the edge floods, the screenshots and the reliability tests share)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def app_env(
+    port: int, state: Path, bundle: Path | None = None, repo: Path | None = None, **settings: str
+) -> dict[str, str]:
+    """The environment of a local service (``python -m app``, or uvicorn on ``app.main``):
+    127.0.0.1:``port``, its label and audit logs under ``state``, WARNING logs, the bundle
+    and the feature repository when given (else the settings' defaults), then ``settings``
+    (environment variable names)."""
+    env = {"HOST": "127.0.0.1", "PORT": str(port)}
+    if bundle is not None:
+        env["BUNDLE_URI"] = str(bundle)
+    if repo is not None:
+        env["FEATURE_REPO"] = str(repo)
+    env |= {
+        "LABEL_LOG": str(state / "labels.sqlite"),
+        "AUDIT_LOG": str(state / "predictions.sqlite"),
+        "LOG_LEVEL": "WARNING",
+    }
+    return env | settings
 
 
 def _ready(port: int, path: str) -> bool:

@@ -1,6 +1,6 @@
 """Serving fixtures (a pytest plugin loaded by tests/conftest.py): the real app over the
-tiny Feast repo and a tiny trained bundle (and its model card), and `as_request` for
-simulator rows."""
+tiny Feast repo and a tiny trained bundle (and its model card). ``as_request`` and
+``as_csv_row`` are the one row → request builder of :mod:`benchmarks.transactions`."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from app.core.config import Settings
 from app.main import create_app
+from benchmarks.transactions import csv_row as as_csv_row
+from benchmarks.transactions import request_body as as_request
 from fraud_model.bundle import load_bundle, write_bundle
 from tests.card_inputs import bundle_spec, write_inputs
 from training import model_card
+
+__all__ = ["as_csv_row", "as_request"]
 
 
 @pytest.fixture(scope="session")
@@ -57,30 +61,6 @@ def recent(tiny_data: Path) -> pd.DataFrame:
     """The last day of the tiny v1 stream: inside the online snapshots' TTL."""
     tx = pd.read_parquet(tiny_data / "v1" / "transactions.parquet")
     return tx[tx.timestamp >= tx.timestamp.max().normalize()].reset_index(drop=True)
-
-
-def as_request(row: Any, **changes: Any) -> dict[str, Any]:
-    """The JSON body of ``/v1/predict`` for a simulator transaction row."""
-    body = {
-        "transaction_id": str(row.transaction_id),
-        "customer_id": str(row.customer_id),
-        "terminal_id": str(row.terminal_id),
-        "timestamp": row.timestamp.isoformat(),
-        "amount": float(row.amount),
-        "merchant_category": str(row.merchant_category),
-        "channel": str(row.channel),
-        "entry_mode": str(row.entry_mode),
-        "is_foreign": bool(row.is_foreign),
-        "distance_from_home_km": float(row.distance_from_home_km),
-    }
-    body.update(changes)
-    return body
-
-
-def as_csv_row(row: Any) -> dict[str, Any]:
-    """A simulator row as a line of the dashboard's CSV upload (booleans as true/false)."""
-    body = as_request(row)
-    return {**body, "is_foreign": str(body["is_foreign"]).lower()}
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The end of ``make demo``: start the service, score three example transactions, keep serving.
 
-The examples come from the last day of the drifted period (``data/v1``), which is what the
+Run from the repository root as ``python -m tools.demo`` (``make demo``). The examples
+come from the last day of the drifted period (``data/v1``), which is what the
 online store holds: a known customer's ordinary purchase, the same card used for a
 suspicious one (20 times the amount, far from home, foreign, online, manual entry), and a
 customer the feature store has never seen. The service stays up until Ctrl+C.
@@ -22,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.transactions import request_body
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,18 +33,12 @@ def examples(data: Path) -> list[tuple[str, dict[str, Any]]]:
     tx = pd.read_parquet(data / "v1" / "transactions.parquet")
     last_day = tx[(tx.timestamp >= tx.timestamp.max().normalize()) & (tx.is_fraud == 0)]
     row = last_day[last_day.channel == "in_person"].iloc[0]
-    normal = {
-        "transaction_id": "demo-normal-1",
-        "customer_id": str(row.customer_id),
-        "terminal_id": str(row.terminal_id),
-        "timestamp": row.timestamp.isoformat(),
-        "amount": round(float(row.amount), 2),
-        "merchant_category": str(row.merchant_category),
-        "channel": str(row.channel),
-        "entry_mode": str(row.entry_mode),
-        "is_foreign": bool(row.is_foreign),
-        "distance_from_home_km": round(float(row.distance_from_home_km), 1),
-    }
+    normal = request_body(
+        row,
+        transaction_id="demo-normal-1",
+        amount=round(float(row.amount), 2),
+        distance_from_home_km=round(float(row.distance_from_home_km), 1),
+    )
     suspicious = normal | {
         "transaction_id": "demo-suspicious-1",
         "amount": round(float(row.amount) * 20, 2),

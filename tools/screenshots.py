@@ -1,12 +1,12 @@
 """The README's dashboard screenshots, from the real model, card and data.
 
-    make screenshots        # after `make demo` (and `make audit` for the model card)
+    make screenshots        # python -m tools.screenshots, after `make demo` (and `make audit`)
 
 Starts the service on loopback (velocity pushes off: the demo's store is left as it is),
 sends the last transactions of ``data/v1`` through ``/v1/predict``, then drives headless
-Chromium (Debian's, through the browser tests' harness) over each page: Live, Score (a
-transaction filled in and scored), Batch (a file uploaded and scored) and Model. Writes
-``docs/img/dashboard-*.png``.
+Chromium (Debian's, set up by ``tools/browser.py`` as for the browser tests) over each
+page: Live, Score (a transaction filled in and scored), Batch (a file uploaded and scored)
+and Model. Writes ``docs/img/dashboard-*.png``.
 """
 
 from __future__ import annotations
@@ -29,19 +29,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.server import app_env, free_port, start
+from benchmarks.transactions import csv_row, request_body
+from tools.browser import CHROMEDRIVER, DESKTOP, PHONE, chrome_options, set_fields, set_viewport
 
-from benchmarks.server import free_port, start  # noqa: E402
-from tests.browser.conftest import (  # noqa: E402
-    CHROMEDRIVER,
-    DESKTOP,
-    PHONE,
-    chrome_options,
-    set_fields,
-    set_viewport,
-)
-from tests.serving import as_csv_row, as_request  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _post(port: int, path: str, body: object) -> dict[str, object]:
@@ -76,14 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     traffic = stream.tail(args.traffic)
     work = Path(tempfile.mkdtemp(prefix="screenshots-"))
     port = free_port()
-    env = {
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "VELOCITY_PUSH": "false",
-        "AUDIT_LOG": str(work / "predictions.sqlite"),
-        "LABEL_LOG": str(work / "labels.sqlite"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = app_env(port, work, VELOCITY_PUSH="false")
     server = start([sys.executable, "-m", "app"], port, env, None, work / "server.log")
     os.environ["SE_OFFLINE"] = "true"
     driver = webdriver.Chrome(
@@ -91,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         scored = {
-            row.transaction_id: _post(port, "/v1/predict", as_request(row))["fraud_probability"]
+            row.transaction_id: _post(port, "/v1/predict", request_body(row))["fraud_probability"]
             for row in traffic.itertuples()
         }
         base = f"http://127.0.0.1:{port}/dashboard"
@@ -109,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         driver.get(f"{base}/score")
         frauds = traffic[traffic.is_fraud == 1]  # show a caught one, with its reasons
         fraud = frauds.loc[frauds.transaction_id.map(scored).astype(float).idxmax()]
-        body = as_request(fraud)
+        body = request_body(fraud)
         for name in ("customer_id", "terminal_id", "amount", "distance_from_home_km"):
             driver.find_element(By.ID, f"f-{name}").clear()
             driver.find_element(By.ID, f"f-{name}").send_keys(str(body[name]))
@@ -122,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         _save(driver, args.out, "score")
 
         upload = work / "transactions.csv"
-        rows = [as_csv_row(r) for r in stream.tail(2000).itertuples()]
+        rows = [csv_row(r) for r in stream.tail(2000).itertuples()]
         rows.insert(3, {**rows[0], "transaction_id": "bad-row-1", "amount": "twelve"})
         rows.insert(40, {**rows[1], "transaction_id": "bad-row-2", "timestamp": "2025-06-31"})
         with upload.open("w", newline="") as out:

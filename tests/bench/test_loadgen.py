@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import loadgen
+from benchmarks.http_client import connect
 from benchmarks.server import free_port, start
 
 
@@ -57,11 +58,11 @@ def test_a_server_that_exits_is_reported(tmp_path: Path) -> None:
 
 def test_a_connection_closed_while_idle_is_replaced_not_hung(static_port: int) -> None:
     async def scenario() -> tuple[loadgen.Run, bool]:
-        conn = await loadgen._connect("127.0.0.1", static_port)
+        conn = await connect("127.0.0.1", static_port)
         conn.close()
         await asyncio.sleep(0.05)
         with pytest.raises(ConnectionError):
-            await conn.request(b"GET / HTTP/1.1\r\n\r\n")
+            await conn.exchange(b"GET / HTTP/1.1\r\n\r\n")
         requests = loadgen.encode_requests("127.0.0.1", static_port, "/x", [b"{}"])
         run = await loadgen.open_loop("127.0.0.1", static_port, requests, 100, 0.3)
         return run, conn.closed

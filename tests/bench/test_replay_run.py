@@ -1,5 +1,6 @@
-"""make replay's set-up (benchmarks/replay.py): the daily job's schedule follows simulated
-midnights at the replay rate, and the store copy is as of the first replayed transaction."""
+"""make replay's set-up (benchmarks/replay/orchestrate.py): the daily job's schedule
+follows simulated midnights at the replay rate, and the store copy is as of the first
+replayed transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app.services.features import OnlineFeatures
-from benchmarks.replay import DailyJob, store_as_of
+from benchmarks.replay.orchestrate import DailyJob, store_as_of
 
 
 def test_the_daily_job_runs_when_the_stream_reaches_each_midnight(tmp_path: Path) -> None:

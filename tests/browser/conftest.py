@@ -10,7 +10,8 @@ Fixture and helpers (every test under ``tests/browser`` is marked ``slow`` and `
 - ``chrome``: a ``webdriver.Chrome`` on ``about:blank`` with a desktop viewport (1280x900),
   no cookies and an empty console log. One Chromium per test module (start-up ~1 s); other
   site data (localStorage, cache) lives as long as that module's browser.
-- ``set_viewport(driver, width, height)``: the exact CSS viewport (``PHONE``, ``DESKTOP``).
+- ``set_viewport(driver, width, height)``: the exact CSS viewport (``PHONE``, ``DESKTOP``),
+  and ``set_fields``, from ``tools/browser.py`` (shared with ``make screenshots``).
 - ``screenshot(driver, name)``: a full-page PNG, ``build/screenshots/<name>.png`` (a CI
   artifact). A failing test also leaves ``failed-<test>.png`` there.
 - ``axe_violations(driver)`` and ``format_violations(...)``: axe-core's WCAG 2.1 A/AA checks.
@@ -35,39 +36,41 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 
+from tools.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    DESKTOP,
+    PHONE,
+    chrome_options,
+    forget_viewport,
+    set_fields,
+    set_viewport,
+    viewport_metrics,
+)
+
+# Helpers the browser tests import from here; the Chromium set-up is tools/browser.py's.
+__all__ = [
+    "DESKTOP",
+    "PHONE",
+    "axe_violations",
+    "console_errors",
+    "focus_visible",
+    "format_violations",
+    "no_horizontal_overflow",
+    "press",
+    "screenshot",
+    "set_fields",
+    "set_viewport",
+]
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 AXE = ROOT / "tools/axe/node_modules/axe-core/axe.min.js"
 SCREENSHOTS = ROOT / "build/screenshots"
 INSTALL_HINT = "run `make install` (installs Debian's chromium and chromium-driver)"
 
-PHONE = (390, 844)
-DESKTOP = (1280, 900)
-# Below this width set_viewport emulates a mobile device (see there).
-MOBILE_BELOW = 768
 WCAG_AA = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
 
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",  # root in CI containers
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # No connection of Chromium's own: the test machines' network is closed.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    # Same rendering everywhere: English UI strings, sRGB colours in the screenshots.
-    "--lang=en-US",
-    "--force-color-profile=srgb",
-    f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-)
-
-# Per browser session: the device metrics set_viewport last applied (screenshot restores them).
-_metrics: dict[str, dict[str, Any]] = {}
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -87,16 +90,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def chrome_options(profile: Path) -> webdriver.ChromeOptions:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return options
-
-
 @pytest.fixture(scope="module")
 def chrome_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """One headless Chromium per test module, with a fresh profile; use ``chrome``."""
@@ -114,7 +107,7 @@ def chrome_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriv
             driver.set_script_timeout(30)
             yield driver
         finally:
-            _metrics.pop(driver.session_id or "", None)
+            forget_viewport(driver)
             driver.quit()
 
 
@@ -138,28 +131,6 @@ def chrome(chrome_session: WebDriver, request: pytest.FixtureRequest) -> Iterato
             screenshot(driver, failed)
         except Exception as error:  # the browser may be what failed
             print(f"no screenshot of the failure: {error!r}")
-
-
-def set_viewport(
-    driver: WebDriver, width: int, height: int, *, mobile: bool | None = None, scale: float = 1
-) -> None:
-    """Make the CSS viewport exactly ``width`` x ``height`` (``window.innerWidth/innerHeight``).
-
-    The window size is not the viewport in headless Chromium (1280x900 leaves 1280x757, and
-    windows are at least 500 px wide), so this overrides the device metrics instead; it holds
-    across navigations until the next call. ``mobile`` (default: width < 768) emulates a
-    phone: ``<meta name="viewport">`` is honoured (a page without one is laid out 980 px wide)
-    and scrollbars overlay the page; on desktop a vertical scrollbar takes 15 px of the
-    layout width. ``scale`` is ``devicePixelRatio`` (screenshots are ``scale`` x larger).
-    """
-    metrics = {
-        "width": width,
-        "height": height,
-        "deviceScaleFactor": scale,
-        "mobile": width < MOBILE_BELOW if mobile is None else mobile,
-    }
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-    _metrics[driver.session_id or ""] = metrics
 
 
 def _png(name: str) -> Path:
@@ -188,7 +159,7 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     )
     # Capturing beyond the viewport leaves the layout without its scrollbar until the next
     # navigation: setting the metrics again puts the page back as it was.
-    metrics = _metrics.get(driver.session_id or "")
+    metrics = viewport_metrics(driver)
     if metrics is not None:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
@@ -272,7 +243,7 @@ def no_horizontal_overflow(driver: WebDriver) -> bool:
     overflows, or is 980 px for a page without ``<meta name="viewport">`` (false here too);
     on a desktop ``innerWidth`` includes the vertical scrollbar.
     """
-    metrics = _metrics.get(driver.session_id or "")
+    metrics = viewport_metrics(driver)
     return bool(
         driver.execute_script(
             "const root = document.documentElement;"
@@ -316,11 +287,3 @@ def focus_visible(driver: WebDriver) -> bool:
             """
         )
     )
-
-
-def set_fields(driver: WebDriver, values: dict[str, object]) -> None:
-    """Set form fields ``#f-<name>`` directly (selects and the date-time field, whose
-    keyboard entry depends on the browser's locale)."""
-    for name, value in values.items():
-        element = driver.find_element("css selector", f"#f-{name}")
-        driver.execute_script("arguments[0].value = arguments[1]", element, str(value))

@@ -18,7 +18,7 @@ def test_demo_builds_the_model_card_before_it_serves() -> None:
     """The dashboard's Model page and the image show the card `make demo` leaves."""
     lines = dry_run("demo")
     card = next(i for i, line in enumerate(lines) if "dvc repro model_card" in line)
-    serve = next(i for i, line in enumerate(lines) if "tools/demo.py" in line)
+    serve = next(i for i, line in enumerate(lines) if "-m tools.demo" in line)
     assert card < serve
 
 

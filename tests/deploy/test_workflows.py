@@ -82,7 +82,7 @@ def test_ci_docker_job_builds_from_its_own_ci_sized_pipeline() -> None:
     assert pipeline < build
     script = commands[pipeline]
     assert script.index("tools/ci_params.py") < script.index("make train")
-    assert "training.datasets build" in script
+    assert "training.data build" in script
     # nothing restores pipeline outputs from elsewhere
     assert not any("dvc pull" in c for c in commands)
 
@@ -157,7 +157,7 @@ def test_audit_pulls_own_data_through_wif_and_falls_back_for_forks() -> None:
     pull = next(s for s in job["steps"] if "dvc pull" in s.get("run", ""))
     assert pull["if"] == "env.OWN_DATA == 'true'"
     assert "--allow-missing" not in pull["run"]
-    fork = next(s for s in job["steps"] if "training.datasets build" in s.get("run", ""))
+    fork = next(s for s in job["steps"] if "training.data build" in s.get("run", ""))
     assert fork["if"] == "env.OWN_DATA != 'true'"
     assert "tools/ci_params.py" in fork["run"]
     assert "Simulated data" in fork["run"] and "reports/data-source.md" in fork["run"]

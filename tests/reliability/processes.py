@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.server import Server, free_port, start
+from benchmarks.server import Server, app_env, free_port, start
 
 __all__ = ["free_port", "post", "serve"]
 
@@ -27,16 +27,7 @@ def serve(
     **settings: str,
 ) -> Server:
     """Start the service and wait until ``ready_path`` (``/readyz``) answers 200."""
-    env = {
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "BUNDLE_URI": str(bundle),
-        "FEATURE_REPO": str(repo),
-        "LABEL_LOG": str(state / "labels.sqlite"),
-        "AUDIT_LOG": str(state / "predictions.sqlite"),
-        "LOG_LEVEL": "WARNING",
-        **settings,
-    }
+    env = app_env(port, state, bundle, repo, **settings)
     return start([sys.executable, "-m", "app"], port, env, None, log, ready_path, timeout=120)
 
 

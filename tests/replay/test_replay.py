@@ -1,6 +1,6 @@
-"""``python -m app.replay``: order, request bodies, label policy, summary math, the
-loopback rule and time bound (against a stand-in service), and a short replay through
-the real service."""
+"""The replay client (``python -m benchmarks.replay.client``): order, request bodies, label
+policy, summary math, the loopback rule and time bound (against a stand-in service), the
+API key file, and a short replay through the real service."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from app.replay.__main__ import main
-from app.replay.http import Client, NotLoopback, Target, parse_url
-from app.replay.report import render
-from app.replay.runner import Answer, FeedbackTally, Run
-from app.replay.stream import (
+from app.schemas import FeedbackIn, TransactionIn
+from benchmarks.http_client import Client, NotLoopback, Target, parse_url
+from benchmarks.replay.client import main
+from benchmarks.replay.report import render
+from benchmarks.replay.runner import Answer, FeedbackTally, Run
+from benchmarks.replay.stream import (
     Label,
     LabelSchedule,
     Transaction,
@@ -33,8 +34,7 @@ from app.replay.stream import (
     select,
     to_transactions,
 )
-from app.replay.summary import build, finite, quality, snapshot_exposure, write
-from app.schemas import FeedbackIn, TransactionIn
+from benchmarks.replay.summary import build, finite, quality, snapshot_exposure, write
 from tests.reliability.processes import free_port, serve
 from tests.serving import as_request as serving_request
 
@@ -516,6 +516,22 @@ def test_replay_sends_in_time_order_and_posts_labels_when_due(tmp_path: Path) ->
     assert summary["quality"]["overall"]["frauds"] == 10
     assert summary["degraded"]["model_versions"] == {"fake-1": 40}
     assert summary["run"]["simulated_start"] == "2025-04-01T00:00:00Z"
+
+
+def test_the_api_key_comes_from_a_file(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k-from-file\n")
+    with running(FakeService()) as service:
+        status, _ = replay_file(
+            tmp_path, shuffled_stream(4, hours=1), service.port, "--rate", "100",
+            "--api-key-file", str(key),
+        )  # fmt: skip
+    assert status == 0 and service.keys == {"k-from-file"}
+    key.write_text("\n")
+    with pytest.raises(SystemExit) as exited:
+        replay_file(tmp_path, shuffled_stream(4, hours=1), 1, "--rate", "1", "--api-key-file",
+                    str(key))  # fmt: skip
+    assert exited.value.code == 2
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_not_an_error() -> None:

@@ -1,8 +1,9 @@
-"""``make replay``: the production-like run. A feature store as of the replay's start, the
-service on loopback, the daily feature job, and ``python -m app.replay`` streaming through it.
+"""``make replay`` (``python -m benchmarks.replay``): the production-like run. A feature store
+as of the replay's start, the service on loopback, the daily feature job, and the streaming
+client (:mod:`benchmarks.replay.client`) sending through it.
 
 1. A copy of the feature repository in ``var/replay/feature_repo`` is materialized *as of*
-   the first replayed transaction (``training.materialize.materialize(end=...)``): daily
+   the first replayed transaction (the pipeline's ``materialize(end=...)``): daily
    snapshots, terminal locations and velocity states from before it, nothing after. The
    workspace's own online store (current to the end of the data) is not touched.
 2. The service (``python -m app``, the API interpreter) starts on 127.0.0.1 over that copy,
@@ -10,7 +11,7 @@ service on loopback, the daily feature job, and ``python -m app.replay`` streami
 3. While the stream runs, the daily snapshot job (``feast materialize-incremental`` of the
    batch views) runs at every simulated midnight, when the stream reaches it, as the
    CronJob does on GKE; without it the snapshots would go stale after two simulated days.
-4. ``python -m app.replay`` streams the transactions at ``--rate`` and writes the summary
+4. The client streams the transactions at ``--rate`` and writes the summary
    (``var/replay/summary.json`` and ``summary.md``); the runs of the daily job are added to it.
 
 Everything is bounded: the replay by its count and ``--max-seconds``, the service by this
@@ -31,12 +32,12 @@ from typing import Any
 
 import pandas as pd
 
-from app.replay.__main__ import main as replay_main
-from app.replay.stream import read_transactions, select
 from benchmarks.harness import service_env, start_service
+from benchmarks.replay.client import main as replay_main
+from benchmarks.replay.stream import read_transactions, select
 from benchmarks.server import free_port
-from training.materialize import SNAPSHOT_VIEWS, feast_cli, materialize
-from training.params import load_params
+from training.inputs.feast_store import SNAPSHOT_VIEWS, feast_cli, materialize
+from training.inputs.params import load_params
 
 REPO_FILES = ("definitions.py", "feature_store.yaml", ".feastignore")
 TABLES = (
@@ -112,7 +113,9 @@ class DailyJob:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.replay", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--limit", type=int, default=100_000)
@@ -123,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-python", type=Path, default=Path(sys.executable))
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--api-key-file", type=Path, help="passed to the client (a service with API_KEYS set)"
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--features-snapshot",
                 str(repo / "data" / "materialized.json"),
                 *(["--start", args.start] if args.start else []),
+                *(["--api-key-file", str(args.api_key_file)] if args.api_key_file else []),
             ]
         )
     finally:
@@ -183,7 +190,3 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     return status or (1 if failed else 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

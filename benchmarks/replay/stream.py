@@ -1,10 +1,10 @@
 """The replayed stream: read the simulator's transactions, put them in timestamp order,
-turn each row into a ``/v1/predict`` body, and schedule the bank's delayed labels."""
+turn each row into a ``/v1/predict`` body (the shared builder of
+:mod:`benchmarks.transactions`), and schedule the bank's delayed labels."""
 
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -12,19 +12,9 @@ from typing import Any, Literal
 import orjson
 import pandas as pd
 
-REQUEST_FIELDS: tuple[str, ...] = (
-    "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "timestamp",
-    "amount",
-    "merchant_category",
-    "channel",
-    "entry_mode",
-    "is_foreign",
-    "distance_from_home_km",
-)
-REQUIRED_COLUMNS: tuple[str, ...] = (*REQUEST_FIELDS, "is_fraud")
+from benchmarks.transactions import LABELLED_FIELDS, DataError, flag, request_body, rfc3339
+
+REQUIRED_COLUMNS: tuple[str, ...] = LABELLED_FIELDS
 _TEXT_COLUMNS: tuple[str, ...] = (
     "transaction_id",
     "customer_id",
@@ -34,55 +24,16 @@ _TEXT_COLUMNS: tuple[str, ...] = (
     "entry_mode",
     "fraud_scenario",
 )
-_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 SECONDS_PER_DAY = 86_400.0
 
 LabelSource = Literal["chargeback", "analyst"]
 
 
-class DataError(ValueError):
-    """The input file cannot be replayed (missing columns, bad timestamps or flags)."""
-
-
-def rfc3339(ts: pd.Timestamp) -> str:
-    """UTC RFC 3339 with ``Z``, sub-second digits kept when present."""
-    utc = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    text = utc.isoformat()
-    if not text.endswith("+00:00"):
-        raise DataError(f"cannot format {ts!r} as UTC")
-    return text[: -len("+00:00")] + "Z"
-
-
-def flag(value: Any) -> bool:
-    """A boolean from a bool, a 0/1 number, or a CSV cell such as ``True`` or ``0``."""
-    if isinstance(value, str):
-        try:
-            return _FLAGS[value.strip().lower()]
-        except KeyError:
-            raise DataError(f"not a boolean: {value!r}") from None
-    if isinstance(value, float) and math.isnan(value):
-        raise DataError("a boolean column has an empty cell")
-    if value not in (0, 1):  # also True/False and numpy scalars
-        raise DataError(f"not a boolean: {value!r}")
-    return bool(value)
-
-
 def as_request(row: Any) -> dict[str, Any]:
-    """The JSON body of ``/v1/predict`` for a simulator row (any object with the columns
-    as attributes, e.g. from ``DataFrame.itertuples``)."""
-    return {
-        "transaction_id": str(row.transaction_id),
-        "customer_id": str(row.customer_id),
-        "terminal_id": str(row.terminal_id),
-        "timestamp": rfc3339(row.timestamp),
-        "amount": float(row.amount),
-        "merchant_category": str(row.merchant_category),
-        "channel": str(row.channel),
-        "entry_mode": str(row.entry_mode),
-        "is_foreign": flag(row.is_foreign),
-        "distance_from_home_km": float(row.distance_from_home_km),
-    }
+    """The replay's ``/v1/predict`` body for a simulator row: :func:`request_body` with the
+    timestamp as RFC 3339 UTC with ``Z`` (a time without a zone read as UTC)."""
+    return request_body(row, timestamp=rfc3339(row.timestamp))
 
 
 def read_transactions(path: Path) -> pd.DataFrame:

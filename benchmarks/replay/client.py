@@ -1,6 +1,11 @@
-"""``python -m app.replay``: replay card transactions through a local service at a fixed rate.
+"""``python -m benchmarks.replay.client``: replay card transactions through a running
+local service at a fixed rate (the streaming client; ``make replay`` runs it through
+:mod:`benchmarks.replay.orchestrate`).
 
-    python -m app.replay --data data/v1/transactions.parquet --rate 200 --limit 100000
+    python -m benchmarks.replay.client --data data/v1/transactions.parquet --rate 200 --limit 100000
+
+Every input is an option (it reads no environment variable); the API key comes from
+``--api-key-file`` (or ``--api-key``, which shows in ``ps``).
 
 Exit status: 0 when every planned transaction was answered 2xx; 1 when some failed, the
 time limit stopped the run, or no service answers; 2 for bad arguments, a non-loopback
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,19 +27,22 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from app import __version__
-from app.replay.http import Client, NotLoopback, RequestError, Target, parse_url
-from app.replay.report import render
-from app.replay.runner import Pacing, Run, replay
-from app.replay.stream import (
+from benchmarks.http_client import Client, NotLoopback, RequestError, Target, parse_url
+from benchmarks.replay.report import render
+from benchmarks.replay.runner import Pacing, Run, replay
+from benchmarks.replay.stream import (
     SECONDS_PER_DAY,
-    DataError,
     Transaction,
     read_transactions,
     select,
     to_transactions,
 )
-from app.replay.summary import build, file_sha256, snapshot_exposure, write
+from benchmarks.replay.summary import build, file_sha256, snapshot_exposure, write
+from benchmarks.transactions import DataError
+
+# The client's own version, recorded in every summary. It carried the service's version
+# (app.__version__, 0.4.0) until it left app/ (issue 23); bump it when the client changes.
+CLIENT_VERSION = "0.4.0"
 
 DEFAULT_SNAPSHOT = Path("feature_repo/data/materialized.json")
 
@@ -71,7 +78,7 @@ def _timestamp(text: str) -> pd.Timestamp:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m app.replay",
+        prog="python -m benchmarks.replay.client",
         description="Replay card transactions in timestamp order through a local service "
         "at a fixed rate, post delayed feedback labels, and write a summary.",
     )
@@ -80,7 +87,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, help="send at most this many transactions")
     p.add_argument("--start", type=_timestamp, help="skip transactions before this time (UTC)")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the service (loopback only)")
-    p.add_argument("--api-key", help="X-API-Key (default: $REPLAY_API_KEY; never written out)")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="a file whose first line is the X-API-Key (never written out)",
+    )
+    key.add_argument("--api-key", help="X-API-Key (shows in ps: prefer --api-key-file)")
     p.add_argument("--max-in-flight", type=_positive_int, default=256, help="concurrency cap")
     p.add_argument("--max-seconds", type=_positive_float, help="default: rows/rate x 2 + 60")
     p.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per request")
@@ -93,6 +106,18 @@ def parser() -> argparse.ArgumentParser:
         "('none' to skip; skipped when the file does not exist)",
     )
     return p
+
+
+def _read_key(path: Path) -> str:
+    """The first line of ``path``, stripped; SystemExit(2) when unreadable or empty."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise _fail(f"--api-key-file: {exc}", 2) from None
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise _fail(f"--api-key-file: {path} is empty", 2)
+    return key
 
 
 def _fail(message: str, status: int) -> SystemExit:
@@ -150,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         raise _fail("--out is the JSON summary; the Markdown goes next to it", 2)
     if not args.data.is_file():
         raise _fail(f"no such file: {args.data}", 2)
-    args.api_key = args.api_key or os.environ.get("REPLAY_API_KEY") or None
+    if args.api_key_file is not None:
+        args.api_key = _read_key(args.api_key_file)
+    args.api_key = args.api_key or None
     try:
         frame = select(read_transactions(args.data), args.start, args.limit)
         transactions = to_transactions(frame)
@@ -187,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "label_delay_days": args.label_delay_days,
         "started_at": started_at,
         "wall_seconds": round(time.perf_counter() - began, 3),
-        "client_version": __version__,
+        "client_version": CLIENT_VERSION,
     }
     snapshot = None
     if snapshot_path is not None and snapshot_path.is_file():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from training.reporting.markdown import markdown_table
+
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -19,9 +21,8 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return [*lines, ""]
+    """The table and the blank line after it."""
+    return [markdown_table(header, rows, _cell), ""]
 
 
 def _pairs(mapping: Mapping[str, Any], header: tuple[str, str]) -> list[str]:
@@ -34,7 +35,7 @@ _QUALITY = ("transactions", "frauds", "alerts", "true_positives", "precision", "
 
 
 def render(summary: Mapping[str, Any]) -> str:
-    """Markdown for a summary built by :func:`app.replay.summary.build`."""
+    """Markdown for a summary built by :func:`benchmarks.replay.summary.build`."""
     run, quality, latency = summary["run"], summary["quality"], summary["latency_ms"]
     out = ["# Replay summary", ""]
     if run["stopped_by_time_limit"] or run["interrupted"]:

@@ -1,4 +1,5 @@
-"""Run the Locust load test against a scoring service started locally (``make loadtest``).
+"""``python -m benchmarks.locust_run`` (``make loadtest``): the Locust load test of
+``locustfile.py`` against a scoring service started locally.
 
 Starts ``python -m app`` on 127.0.0.1, waits (bounded) for ``/readyz``, runs Locust headless
 with ``locustfile.py`` for a fixed duration, always stops the service, and exits with

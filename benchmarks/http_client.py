@@ -1,11 +1,15 @@
-"""A small asyncio HTTP/1.1 client for the replay: keep-alive connections to one loopback
-server, at most ``max_in_flight`` requests at a time, Content-Length framing only.
+"""The one HTTP/1.1 client of the load and measurement tools: asyncio, keep-alive,
+Content-Length framing, one request at a time per connection (no pipelining).
 
-Standard library only (the serving image has no httpx or aiohttp). A request fails with
-:class:`RequestError` of kind ``timeout`` (no answer within ``timeout`` seconds, connecting
-included), ``connection`` (refused, reset or closed mid-request) or ``protocol`` (an
-answer this client cannot frame, e.g. chunked). A kept-alive connection the server closed
-while it sat idle is dropped and replaced, not counted as an error.
+Standard library only. :class:`Connection` is the connection and its answer parser, used
+as is by :mod:`benchmarks.loadgen` (bench, soak, protocols), which pre-encodes its
+requests with :func:`encode` and runs its own pools. :class:`Client` is a pool of them
+for the replay (:mod:`benchmarks.replay`): at most ``max_in_flight`` requests at a time to
+one loopback server (:func:`parse_url`), each failing with :class:`RequestError` of kind
+``timeout`` (no answer within ``timeout`` seconds, connecting included), ``connection``
+(refused, reset or closed mid-request) or ``protocol`` (an answer this client cannot
+frame, e.g. chunked). A kept-alive connection the server closed while it sat idle is
+dropped and replaced, not counted as an error.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ class RequestError(Exception):
         self.kind = kind
 
 
-class ProtocolError(Exception):
-    """An answer this client cannot read."""
+class ProtocolError(ConnectionError):
+    """An answer this client cannot read; the connection is closed (to a caller that does
+    not tell them apart, a broken connection)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +82,38 @@ def parse_url(url: str) -> Target:
     return Target(host, port)
 
 
+def encode(
+    method: str,
+    path: str,
+    authority: str,
+    body: bytes = b"",
+    headers: str = "",
+    framed: bool = True,
+) -> bytes:
+    """One HTTP/1.1 request (keep-alive): the request line, ``Host``, the ``headers`` lines
+    (each ending in CRLF) and, when ``framed``, a JSON ``Content-Type`` and the body's
+    ``Content-Length``; then the body."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{headers}"
+    if framed:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
     body: bytes
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection, one request at a time."""
+class Connection(asyncio.Protocol):
+    """One keep-alive connection, one request at a time; the one answer parser."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
-        self.reusable = True
+        self.reusable = True  # False once the server said ``Connection: close``
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -150,6 +172,9 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(Response(status, body))
 
     async def exchange(self, raw: bytes) -> Response:
+        """Send one encoded request and wait for its answer (any status). Raises
+        ``ConnectionError`` (:class:`ProtocolError` for an unreadable answer); no time
+        limit of its own."""
         if self.closed or self.transport is None:
             raise ConnectionError("connection closed")
         self.waiter = asyncio.get_running_loop().create_future()
@@ -165,6 +190,12 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+async def connect(host: str, port: int) -> Connection:
+    """A new connection to ``host:port`` (``OSError`` when refused)."""
+    _, conn = await asyncio.get_running_loop().create_connection(Connection, host, port)
+    return conn
+
+
 class Client:
     """Requests to one server over a pool of at most ``max_in_flight`` connections."""
 
@@ -174,20 +205,12 @@ class Client:
         self.target = target
         self.timeout = timeout
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._idle: list[_Connection] = []
-        self._headers = f"Host: {target.authority}\r\n"
-        if api_key:
-            self._headers += f"X-API-Key: {api_key}\r\n"
+        self._idle: list[Connection] = []
+        self._headers = f"X-API-Key: {api_key}\r\n" if api_key else ""
         self.waited_for_slot = 0  # requests that found every connection busy
         self.replaced_idle = 0  # kept-alive connections found closed by the server
 
-    def _encode(self, method: str, path: str, body: bytes) -> bytes:
-        head = f"{method} {path} HTTP/1.1\r\n{self._headers}"
-        if method == "POST":
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        return (head + "\r\n").encode() + body
-
-    def _reuse(self) -> _Connection | None:
+    def _reuse(self) -> Connection | None:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
@@ -195,14 +218,11 @@ class Client:
             self.replaced_idle += 1
         return None
 
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Connection, self.target.host, self.target.port)
-        return conn
-
     async def request(self, method: str, path: str, body: bytes = b"") -> Response:
         """Send one request and read its answer, any status; raises :class:`RequestError`."""
-        raw = self._encode(method, path, body)
+        raw = encode(
+            method, path, self.target.authority, body, self._headers, framed=method == "POST"
+        )
         if self._slots.locked():
             self.waited_for_slot += 1
         async with self._slots:
@@ -210,7 +230,7 @@ class Client:
             try:
                 async with asyncio.timeout(self.timeout):
                     if conn is None:
-                        conn = await self._connect()
+                        conn = await connect(self.target.host, self.target.port)
                     response = await conn.exchange(raw)
             except TimeoutError as exc:
                 detail = f"no answer within {self.timeout:g} s"
@@ -230,7 +250,7 @@ class Client:
             return response
 
     @staticmethod
-    def _broken(conn: _Connection | None, kind: str, detail: str) -> RequestError:
+    def _broken(conn: Connection | None, kind: str, detail: str) -> RequestError:
         if conn is not None:
             conn.close()
         return RequestError(kind, detail)

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from app.replay.http import Client, RequestError
-from app.replay.stream import Label, LabelSchedule, Transaction
+from benchmarks.http_client import Client, RequestError
+from benchmarks.replay.stream import Label, LabelSchedule, Transaction
 
 LATE_SECONDS = 0.010  # a send this long after its due time is the client's own lateness
 PROGRESS_SECONDS = 5.0

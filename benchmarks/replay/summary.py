@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from app.replay.runner import Answer, Run
-from app.replay.stream import Transaction, alerted
+from benchmarks.replay.runner import Answer, Run
+from benchmarks.replay.stream import Transaction, alerted
 
 SUMMARY_VERSION = 1
 
