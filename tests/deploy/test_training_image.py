@@ -33,6 +33,15 @@ def test_installs_the_training_requirements_and_copies_existing_files() -> None:
             assert matches and all(m.exists() for m in matches), source
 
 
+def test_carries_the_pipeline_and_the_model_package_not_the_service() -> None:
+    """Training stands on fraud_model/, never on the service: app/ stays out of the image."""
+    copied = {shlex.split(a)[0] for a in of("COPY", DOCKERFILE)}
+    assert {"fraud_model/", "training/"} <= copied
+    assert not any(source.startswith("app") for source in copied)
+    ignore = (ROOT / "Dockerfile.train.dockerignore").read_text().splitlines()
+    assert "!fraud_model/**" in ignore and not any(line.startswith("!app") for line in ignore)
+
+
 def test_retrain_script_parses_and_needs_its_settings(tmp_path: Path) -> None:
     script = ROOT / "tools/retrain.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
