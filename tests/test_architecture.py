@@ -141,3 +141,11 @@ def test_training_top_level_is_the_pipeline_stages() -> None:
     stages = {name.removeprefix("training.") for name in graph.stage_modules(ROOT)}
     modules = {p.stem for p in (ROOT / "training").glob("*.py")} - {"__init__"}
     assert modules == stages
+
+
+def test_the_architecture_page_shows_the_current_package_graph() -> None:
+    """docs/architecture.md's diagram is the code's: regenerate it with
+    ``python tools/import_graph.py --mermaid`` when a package gains or loses a dependency."""
+    page = (ROOT / "docs/architecture.md").read_text()
+    block = page.split("<!-- import-graph:start -->", 1)[1].split("<!-- import-graph:end -->")[0]
+    assert block.strip() == f"```mermaid\n{graph.mermaid(ROOT)}\n```"

@@ -148,20 +148,30 @@ def violations(root: Path = ROOT) -> list[str]:
     return sorted(found)
 
 
+ROLES = {
+    "app": "the service",
+    "fraud_model": "bundle format and scorer",
+    "training": "DVC stages and their libraries",
+    "feature_repo": "Feast definitions",
+    "benchmarks": "load and measurement clients",
+    "tools": "repository tooling",
+    "locustfile": "Locust users",
+}
+
+
 def mermaid(root: Path = ROOT) -> str:
-    """The package diagram of docs/architecture.md: one node per package (tests left out),
-    one arrow per dependency labelled with its number of module-to-module edges."""
+    """The package diagram of docs/architecture.md: one node per package (tests left out)
+    and one arrow per package that imports another (``--json`` has the edge counts)."""
     table = summary(root)
     lines = ["flowchart TD"]
+    for package in table:
+        if package != "tests":
+            name = f"{package}.py" if package in TOP_MODULES else f"{package}/"
+            lines.append(f'  {package}["{name}<br/>{ROLES.get(package, "")}"]')
     for package, counts in table.items():
-        if package in TOP_MODULES:
-            lines.append(f'  {package}["{package}.py"]')
-        elif package != "tests":
-            lines.append(f'  {package}["{package}/<br/>{counts["modules"]} modules"]')
-    for package, counts in table.items():
-        for key, count in sorted(counts.items()):
+        for key in sorted(counts):
             if package != "tests" and key.startswith("-> "):
-                lines.append(f"  {package} -->|{count}| {key[3:]}")
+                lines.append(f"  {package} --> {key[3:]}")
     return "\n".join(lines)
 
 
