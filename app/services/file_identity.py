@@ -11,8 +11,10 @@ counted per process in :func:`note_reopen` (``fraud_file_reopened_total{file}``)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
@@ -89,6 +91,17 @@ def stale_wal(vanished: OpenedFile | None, path: Path) -> bool:
     if vanished is None or vanished.wal_ident is None:
         return False
     return file_id(Path(f"{path}-wal")) == vanished.wal_ident
+
+
+def close_vanished(db: sqlite3.Connection | None) -> None:
+    """Close the connection to a file that vanished from its path, ignoring its errors.
+
+    Closing before a new file is opened at the path checkpoints into the old inode and
+    removes the path's ``-wal``, which a new database there would otherwise take for its own.
+    """
+    if db is not None:
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
 
 
 def note_reopen(file: str, change: Change, opened: OpenedFile, detail: str) -> None:

@@ -14,7 +14,6 @@ for an idle log and probes it with a write; outcomes feed :attr:`LabelLog.health
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 import time
@@ -28,6 +27,7 @@ from app.services.file_identity import (
     GAP_SCHEMA,
     Change,
     OpenedFile,
+    close_vanished,
     describe,
     note_reopen,
 )
@@ -131,12 +131,8 @@ class LabelLog:
     def _reopen(self, change: Change) -> None:
         """Open a new file at the path (the lock held) and record the gap in it."""
         vanished = self._file
-        if self._db is not None:
-            # Closing first checkpoints into the old inode and removes the path's -wal,
-            # which a new database at the path would otherwise take for its own.
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            self._db = None
+        close_vanished(self._db)
+        self._db = None
         self._db = self._open()
         note_reopen("label_log", change, vanished, str(self.path))
         gap = (time.time(), change, describe(vanished.ident), self._verified_at, 0)

@@ -38,6 +38,7 @@ from app.services.file_identity import (
     GAP_SCHEMA,
     Change,
     OpenedFile,
+    close_vanished,
     describe,
     note_reopen,
 )
@@ -189,12 +190,8 @@ class PredictionLog:
     def _reopen(self, change: Change, rows: Sequence[PredictionRecord]) -> None:
         """Open a new file at the path, recording the gap, and write ``rows`` there."""
         vanished = self._file
-        if self._db is not None:
-            # Closing first checkpoints into the old inode and removes the path's -wal,
-            # which a new database at the path would otherwise take for its own.
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            self._db = None
+        close_vanished(self._db)
+        self._db = None
         self._db = self._open()
         note_reopen("audit_log", change, vanished, f"{self.path}: {len(rows)} rows re-written")
         gap = (time.time(), change, describe(vanished.ident), self._verified_at, len(rows))
