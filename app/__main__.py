@@ -11,7 +11,7 @@ gc.disable()
 
 import asyncio  # noqa: E402
 from functools import partial  # noqa: E402
-from typing import cast  # noqa: E402
+from typing import Any, cast  # noqa: E402
 
 import uvicorn  # noqa: E402
 
@@ -24,13 +24,10 @@ from app.server.limits import EdgeLimits  # noqa: E402
 GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
-def main() -> None:
-    settings = Settings()
-    limits = EdgeLimits.from_settings(settings)
-    # h11 under the edge limits (app/server/), not httptools: see docs/reliability.md
-    # ("Edge") for the measurements behind the choice. A partial pickles, so each worker
-    # process of WORKERS > 1 gets the same limits.
-    protocol = cast("type[asyncio.Protocol]", partial(EdgeProtocol, limits=limits))
+def run(settings: Settings, http: type[asyncio.Protocol] | str, **options: Any) -> None:
+    """uvicorn on ``settings``' host, port and workers with ``http`` as the protocol; the one
+    place the server's arguments are written (``benchmarks/previous_stack.py`` runs the
+    same with httptools)."""
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -41,10 +38,20 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         timeout_keep_alive=settings.keep_alive_seconds,
-        http=protocol,
+        http=http,
         loop="uvloop",
-        h11_max_incomplete_event_size=limits.max_header_bytes,
+        **options,
     )
+
+
+def main() -> None:
+    settings = Settings()
+    limits = EdgeLimits.from_settings(settings)
+    # h11 under the edge limits (app/server/), not httptools: see docs/reliability.md
+    # ("Edge") for the measurements behind the choice. A partial pickles, so each worker
+    # process of WORKERS > 1 gets the same limits.
+    protocol = cast("type[asyncio.Protocol]", partial(EdgeProtocol, limits=limits))
+    run(settings, protocol, h11_max_incomplete_event_size=limits.max_header_bytes)
 
 
 if __name__ == "__main__":

@@ -12,27 +12,12 @@ import gc
 
 gc.disable()  # as app/__main__.py: the lifespan turns collection back on once ready
 
-import uvicorn  # noqa: E402
-
-from app.__main__ import GRACEFUL_SHUTDOWN_SECONDS  # noqa: E402
+from app.__main__ import run  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 
 
 def main() -> None:
-    settings = Settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        http="httptools",
-        loop="uvloop",
-    )
+    run(Settings(), "httptools")
 
 
 if __name__ == "__main__":
