@@ -78,10 +78,13 @@ browser:
 
 # Image builds and the end-to-end tests (docs/containers.md) run Debian's Podman with runc,
 # bootstrap their base image with debootstrap, map ports with slirp4netns, start pods with
-# catatonit, and run Redis for the gke-like feature store. Checked every time, like `browser`.
+# catatonit, and run Redis for the gke-like feature store; Debian's prometheus brings promtool
+# (the alert-rule tests) and the server that scrapes the e2e pod. Checked every time, like `browser`.
 CONTAINER_BINARIES := /usr/bin/podman /usr/bin/buildah /usr/sbin/runc /usr/sbin/debootstrap \
-	/usr/bin/slirp4netns /usr/bin/catatonit /usr/bin/redis-server /usr/bin/redis-cli /usr/bin/newuidmap
-CONTAINER_PACKAGES := podman buildah runc debootstrap slirp4netns catatonit redis-server redis-tools uidmap
+	/usr/bin/slirp4netns /usr/bin/catatonit /usr/bin/redis-server /usr/bin/redis-cli /usr/bin/newuidmap \
+	/usr/bin/prometheus /usr/bin/promtool
+CONTAINER_PACKAGES := podman buildah runc debootstrap slirp4netns catatonit redis-server redis-tools uidmap \
+	prometheus
 containers:
 	@missing=; for b in $(CONTAINER_BINARIES); do [ -x $$b ] || missing="$$missing $$b"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
