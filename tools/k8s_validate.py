@@ -40,6 +40,8 @@ CUSTOM_RESOURCES = {
     ("networking.gke.io/v1", "ManagedCertificate"): "networking.gke.io_v1_managedcertificate",
     ("networking.gke.io/v1beta1", "FrontendConfig"): "networking.gke.io_v1beta1_frontendconfig",
     ("cloud.google.com/v1", "BackendConfig"): "cloud.google.com_v1_backendconfig",
+    ("monitoring.googleapis.com/v1", "PodMonitoring"): "monitoring.googleapis.com_v1_podmonitoring",
+    ("monitoring.googleapis.com/v1", "Rules"): "monitoring.googleapis.com_v1_rules",
 }
 DOCKERFILES = ("Dockerfile", "Dockerfile.train")
 WORKFLOWS = ROOT / ".github/workflows"
