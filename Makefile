@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser containers images screenshots demo test test-fast lint format data features train pipeline external serve batch audit bench soak loadtest k8s-validate abuse e2e clean
+.PHONY: help install browser containers images screenshots demo test test-fast lint format data features feast-ui train pipeline external serve batch audit bench soak loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -113,6 +113,11 @@ data: install ## Simulate the datasets (v0, v1, poisoned) into data/ unless data
 features: data ## Build feature tables, `feast apply` and `feast materialize-incremental` (through dvc repro)
 	$(BIN)/dvc repro materialize
 	@test -s feature_repo/data/online_store.db || $(BIN)/dvc repro --force --single-item materialize
+
+FEAST_UI_PORT ?= 8888
+feast-ui: install ## Browse the feature definitions the service reads (`feast ui` after make features; binds 127.0.0.1 by default: HOST, FEAST_UI_PORT)
+	@test -f feature_repo/data/registry.db || { echo "make feast-ui: no registry: run make features first" >&2; exit 1; }
+	$(FEAST) ui --host $(HOST) --port $(FEAST_UI_PORT)
 
 # The model card (audit stages, about 10 min the first time, then cached by DVC) is what the
 # dashboard's Model page and the image show; a failed audit leaves the demo running without it.

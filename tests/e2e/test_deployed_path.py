@@ -6,6 +6,7 @@ the registry to the "bucket" (a host directory standing in for the GCS FUSE volu
 Debian's redis-server (TLS only, as Memorystore); the scoring Deployment's pod (init
 container, then the API, its probes) starts from the rendered ``k8s/overlays/local-redis``
 and is checked through its forwarded port: readiness, a known customer's full answer, a
+Prometheus scraping it with the config derived from the GMP ``PodMonitoring``, a
 velocity push visible in Redis and in the next answer after a container restart, feedback
 surviving that restart, Locust's SLO gates, a SIGTERM drain with no failed request, and a
 pod that refuses traffic while its online store is empty. ``make e2e`` runs this file;
@@ -28,9 +29,11 @@ from typing import Any
 
 import pytest
 
+from app.services.metrics import LATENCY_BUCKETS
 from benchmarks.server import free_port
 from tests.conftest import ROOT
-from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod
+from tests.e2e import prometheus
+from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod, find
 from tests.redis_server import RedisServer
 from tools.smoke import smoke
 
@@ -251,6 +254,50 @@ def test_an_unknown_customer_is_a_new_entity_not_stale(pod: Pod) -> None:
 def test_the_api_needs_its_key(pod: Pod) -> None:
     status, _ = request(port_of(pod), "POST", "/v1/predict", purchase(known(pod), "x"), key=None)
     assert status == 401
+
+
+def test_prometheus_scrapes_the_pod_with_the_podmonitoring_config(
+    pod: Pod, rendered: list[dict[str, Any]], e2e_root: Path, timings: dict[str, float]
+) -> None:
+    """Debian's Prometheus with the scrape config derived from the GMP PodMonitoring
+    (tests/e2e/prometheus.py; on GKE the GMP operator discovers the pods itself) scrapes
+    the pod through its forwarded port; queries return the request counter, every latency
+    bucket and a p99. The interval is 1 s instead of the manifest's, to keep this short."""
+    root = e2e_root / "prometheus"
+    root.mkdir()
+    namespace = find(rendered, "Deployment", "fraud-scoring")["metadata"]["namespace"]
+    configs = prometheus.scrape_configs(
+        prometheus.load_pod_monitoring(), pod.template, pod.host_ports,
+        pod=pod.name, namespace=namespace, interval="1s",
+    )  # fmt: skip
+    config = prometheus.write_config(configs, root / "prometheus.yml")
+    checked = prometheus.check_config(config)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status = known(pod)
+
+    def score(i: int) -> None:
+        code, answer = request(
+            port_of(pod), "POST", "/v1/predict", purchase(status, f"e2e-prom-{i}")
+        )
+        assert code == 200, answer
+
+    score(0)  # the route's series exist from its first request: rate() needs a start
+    began = time.monotonic()
+    with prometheus.running(config, root, free_port()) as prom:
+        prom.wait_up("fraud-scoring")
+        timings["prometheus: start to pod target up (s)"] = time.monotonic() - began
+        before = prometheus.counted(port_of(pod), "/v1/predict")
+        sent = 5
+        for i in range(1, sent + 1):
+            score(i)
+        own = prometheus.counted(port_of(pod), "/v1/predict")
+        assert own == before + sent
+        seen = prometheus.scraped(prom, "fraud-scoring", "/v1/predict", at_least=own)
+    assert seen.requests == own
+    assert len(seen.buckets) == len(LATENCY_BUCKETS) + 1 and seen.buckets["+Inf"] == own
+    assert 0 < seen.p99 <= LATENCY_BUCKETS[-1], seen
+    timings["prometheus: scraped /v1/predict requests"] = seen.requests
+    timings["prometheus: p99 /v1/predict over 1m (ms)"] = seen.p99 * 1000
 
 
 def velocity_ids(redis: RedisServer, bucket: Path, customer: str) -> list[str]:
