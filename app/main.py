@@ -25,7 +25,14 @@ from app.api.middleware import RequestMiddleware
 from app.api.routes import docs, features, feedback, health, model, predict
 from app.core.config import Settings
 from app.core.logging import configure_logging
-from app.core.telemetry import ServerSpans, Span, span_factory, tracer_provider
+from app.core.telemetry import (
+    GroupSpan,
+    Span,
+    group_span_factory,
+    instrument,
+    span_factory,
+    tracer_provider,
+)
 from app.dashboard import routes as dashboard
 from app.dashboard.state import load_dashboard
 from app.dashboard.upload import CSV_UPLOAD_PATH
@@ -41,11 +48,6 @@ from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-# Probes and scrapes run every few seconds and would drown the traces, and so would the
-# dashboard's assets and its Live page's polling.
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/dashboard/api/live"})
-UNTRACED_PREFIXES = ("/dashboard/static/", "/docs/static/")
 
 
 def api_keys(settings: Settings) -> ApiKeys:
@@ -81,10 +83,12 @@ def feature_health(
     return health, None
 
 
-def load_runtime(settings: Settings, metrics: ServiceMetrics, span: Span) -> Runtime:
+def load_runtime(
+    settings: Settings, metrics: ServiceMetrics, span: Span, group_span: GroupSpan | None = None
+) -> Runtime:
     """Load the bundle and the feature store once; anything missing degrades, not fails."""
     began = time.perf_counter()
-    scoring = load_scoring(settings, span, metrics, push_velocity=True)
+    scoring = load_scoring(settings, span, metrics, push_velocity=True, group_span=group_span)
     metrics.model_loaded.set(1 if scoring.model.bundle is not None else 0)
     health, unchecked = feature_health(settings, scoring.features, metrics)
     consecutive, every = settings.log_health_consecutive, settings.file_check_seconds
@@ -137,12 +141,15 @@ def create_app(
         log.warning("API key file has no keys yet: /v1 answers 401 until it has")
     metrics = ServiceMetrics(LiveWindow() if settings.dashboard_enabled else None)
     provider = tracer_provider(
-        settings.otel_service_name, settings.otel_traces_exporter, span_processor
+        settings.otel_service_name,
+        settings.otel_traces_exporter,
+        settings.otel_traces_sampler_arg,
+        span_processor,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await run_in_threadpool(load_runtime, settings, metrics, span)
+        runtime = await run_in_threadpool(load_runtime, settings, metrics, span, group_span)
         if settings.dashboard_enabled:
             app.state.dashboard = await run_in_threadpool(load_dashboard, settings.model_card_dir)
         app.state.runtime = runtime
@@ -193,7 +200,6 @@ def create_app(
         RequestMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
-        spans=ServerSpans(tracer, UNTRACED_PATHS, UNTRACED_PREFIXES),
         csv_paths=frozenset({CSV_UPLOAD_PATH}) if settings.dashboard_enabled else frozenset(),
     )
     secured = [Depends(require_api_key)]
@@ -204,5 +210,7 @@ def create_app(
         dashboard.mount(app)
     if settings.docs_enabled:
         docs.mount(app)
-    span = span_factory(tracer)
+    # The SERVER span wraps every middleware above (its context is current in all of them).
+    instrument(app, provider, settings.otel_excluded_urls)
+    span, group_span = span_factory(tracer), group_span_factory(tracer)
     return app

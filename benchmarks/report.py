@@ -388,5 +388,15 @@ def read_soak(path: Path = SOAK_JSON) -> dict[str, Any] | None:
     return soak
 
 
+def tracing_markdown(path: Path = Path("benchmarks/tracing.json")) -> str:
+    """The tracing-cost section (``python -m benchmarks.tracing_cost --compare``, a run of
+    its own), if it has been run."""
+    if not path.is_file():
+        return ""
+    from benchmarks.tracing_cost import section  # imports the app: only when needed
+
+    return "\n" + "\n".join(section(json.loads(path.read_text())))
+
+
 def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | None = None) -> None:
-    path.write_text(render(results, soak))
+    path.write_text(render(results, soak) + tracing_markdown())

@@ -4,11 +4,11 @@
   without a body, such as a reload, needs no content type), or, on the dashboard's file
   upload, not ``text/csv``;
 - 413 when ``Content-Length`` exceeds the limit, or when a streamed body does;
-- the OpenTelemetry SERVER span (continuing the caller's ``traceparent``);
 - ``X-Request-Id`` (the caller's, if it is a plain token, else a new one) and
-  ``X-Trace-Id`` (the OpenTelemetry trace) on every response;
+  ``X-Trace-Id`` (the trace of the SERVER span that ``opentelemetry-instrumentation-fastapi``
+  opens around this middleware, :mod:`app.core.telemetry`) on every response;
 - request count and latency by route template and status, and one JSON log line with
-  whatever the route put in ``request.state.log`` (model version, decision, ...).
+  the trace id and whatever the route put in ``request.state.log`` (model version, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import orjson
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.telemetry import ServerSpans, current_trace_id
+from app.core.telemetry import current_trace_id
 from app.services.metrics import ServiceMetrics
 
 log = logging.getLogger("app.access")
@@ -64,13 +64,11 @@ class RequestMiddleware:
         app: ASGIApp,
         metrics: ServiceMetrics,
         max_body_bytes: int,
-        spans: ServerSpans,
         csv_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.spans = spans
         self.csv_paths = csv_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,8 +84,6 @@ class RequestMiddleware:
         state["request_id"] = request_id
         status_code = 500
         started = False
-        method = scope["method"]
-        traced = self.spans.start(method, scope["path"], headers)
 
         async def send_with_ids(message: Message) -> None:
             nonlocal status_code, started
@@ -131,9 +127,6 @@ class RequestMiddleware:
                 # the app makes of the half body reaches no one, so neither log nor metric
                 # may call it a 400 or a 500.
                 status_code = CLIENT_CLOSED
-            if traced is not None:
-                route = scope.get("route")
-                self.spans.end(traced, method, getattr(route, "path", None), status_code)
             self._account(scope, state, status_code, start)
 
     def _too_large(self) -> str:
@@ -169,6 +162,7 @@ class RequestMiddleware:
         self.metrics.observe_request(template, scope["method"], status, served)
         fields = {
             "request_id": state.get("request_id"),
+            "trace_id": current_trace_id(),
             "method": scope["method"],
             "route": template,
             "status": status,

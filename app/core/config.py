@@ -322,6 +322,24 @@ class Settings(BaseSettings):
     # headers and timeout from the other OTEL_EXPORTER_OTLP_* variables itself.
     otel_traces_exporter: Literal["none", "console", "otlp"] = "none"
     otel_service_name: str = "fraud-scoring"
+    # The sampler is built here, not by the SDK: the two standard sampler variables are
+    # read by Settings (the only sampler this service builds, so another is refused).
+    otel_traces_sampler: Literal["parentbased_traceidratio"] = Field(
+        default="parentbased_traceidratio",
+        description="a caller's sampled flag is followed; new traces are kept at the ratio",
+    )
+    otel_traces_sampler_arg: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of new traces kept (0: none, 1: all); k8s/base sets 0.1",
+    )
+    otel_excluded_urls: str = Field(
+        default=r"/healthz$,/readyz$,/metrics$,/dashboard/api/live$,/dashboard/static/,"
+        r"/docs/static/",
+        description="comma-separated regular expressions searched in a request's URL: "
+        "matching requests get no span (probes, scrapes, static assets, polling)",
+    )
 
     @cached_property
     def keys(self) -> tuple[str, ...]:

@@ -1,54 +1,93 @@
-"""OpenTelemetry tracing for one app: provider, exporter, the server span of a request.
+"""OpenTelemetry tracing for one app: provider, sampler, exporter, FastAPI instrumentation.
 
 Each app gets its own ``TracerProvider`` (not the global one), so tests can attach an
 in-memory exporter. Spans are exported by a ``BatchSpanProcessor`` on a background
 thread with a bounded queue: an unreachable collector drops spans and never delays a
-response. The OTLP exporter reads ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, timeout)
-itself; ``OTEL_TRACES_SAMPLER`` works as usual. Incoming ``traceparent`` headers are
-honoured, so a caller's trace continues through the service.
+response. The OTLP/HTTP exporter reads ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers,
+timeout) itself, and the processor ``OTEL_BSP_*``.
 
-The server span is opened by :class:`ServerSpans` from the service's own ASGI middleware,
-with the HTTP semantic-convention attributes (method, route, path, status). The
-``opentelemetry-instrumentation-fastapi`` middleware does the same but matched every
-request against the route table again and cost about a third of the CPU of a scored
-request; this costs a few percent.
+The SERVER span of a request is opened by ``opentelemetry-instrumentation-fastapi``,
+configured for a hot path: no internal ``receive``/``send`` spans, probes and scrapes
+not traced, no OpenTelemetry metrics (the service exports its own to Prometheus), and a
+parent-based trace-id-ratio sampler (a caller's ``traceparent`` decision is followed;
+new traces are kept at the configured ratio). The stage spans of the scoring path are
+its children; a group of coalesced requests gets a span of its own, linked to each
+request's span (:func:`group_span_factory`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from fastapi import FastAPI
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import (
-    Span as OtelSpan,
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
 )
-from opentelemetry.trace import (
-    SpanKind,
-    Status,
-    StatusCode,
-    Tracer,
-    format_trace_id,
-    get_current_span,
-    set_span_in_context,
-)
+from opentelemetry.trace import Link, SpanKind, Tracer, format_trace_id, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 from app import __version__
 
 Span = Callable[[str], AbstractContextManager[Any]]
+GroupSpan = Callable[[Sequence[Context]], AbstractContextManager[Any]]
+
+
+class LinkedOrRatio(Sampler):
+    """A root span is kept when one of its links is (a coalesced group whose requests were
+    traced keeps its stage spans), else at ``ratio`` of trace ids."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if links and any(link.context.trace_flags.sampled for link in links):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self.ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"LinkedOrRatio{{{self.ratio.get_description()}}}"
+
+
+def sampler(ratio: float) -> Sampler:
+    """``parentbased_traceidratio``, with linked roots following their links."""
+    return ParentBased(LinkedOrRatio(ratio))
 
 
 def tracer_provider(
-    service_name: str, exporter: str, processor: SpanProcessor | None = None
+    service_name: str,
+    exporter: str,
+    ratio: float = 1.0,
+    processor: SpanProcessor | None = None,
 ) -> TracerProvider:
-    """A provider exporting to ``exporter`` (none, console, otlp), plus ``processor``."""
+    """A provider sampling ``ratio`` of new traces, exporting to ``exporter`` (none,
+    console, otlp), plus ``processor``."""
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service_name, "service.version": __version__})
+        sampler=sampler(ratio),
+        resource=Resource.create({SERVICE_NAME: service_name, "service.version": __version__}),
     )
     span_exporter: SpanExporter | None = None
     if exporter == "console":
@@ -64,49 +103,16 @@ def tracer_provider(
     return provider
 
 
-class ServerSpans:
-    """Opens and closes the SERVER span of each traced request (pure ASGI, no routing)."""
-
-    def __init__(
-        self,
-        tracer: Tracer,
-        excluded_paths: frozenset[str],
-        excluded_prefixes: tuple[str, ...] = (),
-    ) -> None:
-        self.tracer = tracer
-        self.excluded_paths = excluded_paths
-        self.excluded_prefixes = excluded_prefixes
-
-    def start(
-        self, method: str, path: str, headers: dict[bytes, bytes]
-    ) -> tuple[OtelSpan, object] | None:
-        """The span and its context token, or None for an excluded path."""
-        if path in self.excluded_paths or path.startswith(self.excluded_prefixes):
-            return None
-        carrier = {
-            name.decode("latin-1"): headers[name].decode("latin-1")
-            for name in (b"traceparent", b"tracestate")
-            if name in headers
-        }
-        span = self.tracer.start_span(
-            method,
-            context=propagate.extract(carrier) if carrier else None,
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path},
-        )
-        return span, otel_context.attach(set_span_in_context(span))
-
-    @staticmethod
-    def end(opened: tuple[OtelSpan, object], method: str, route: str | None, status: int) -> None:
-        span, token = opened
-        if route is not None:
-            span.update_name(f"{method} {route}")
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
-        otel_context.detach(token)  # type: ignore[arg-type]
+def instrument(app: FastAPI, provider: TracerProvider, excluded_urls: str) -> None:
+    """The SERVER span of every request whose URL matches none of ``excluded_urls``
+    (comma-separated regular expressions, searched in the full URL)."""
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        meter_provider=NoOpMeterProvider(),
+        excluded_urls=excluded_urls,
+        exclude_spans=["receive", "send"],
+    )
 
 
 def span_factory(tracer: Tracer) -> Span:
@@ -118,7 +124,30 @@ def span_factory(tracer: Tracer) -> Span:
     return span
 
 
+def group_span_factory(tracer: Tracer) -> GroupSpan:
+    """``group(contexts)`` opens the root span of a coalesced group, linked to the span of
+    each request in it, and links each request's span back to it; the stage spans opened
+    inside are its children."""
+
+    @contextmanager
+    def group(contexts: Sequence[Context]) -> Iterator[Any]:
+        requests = [get_current_span(c) for c in contexts]
+        links = [Link(r.get_span_context()) for r in requests if r.get_span_context().is_valid]
+        with tracer.start_as_current_span(
+            "coalesced_group",
+            context=Context(),  # a trace of its own, not the first request's
+            links=links,
+            attributes={"scoring.coalesced": len(contexts)},
+        ) as span:
+            if span.is_recording():
+                for request in requests:
+                    request.add_link(span.get_span_context())
+            yield span
+
+    return group
+
+
 def current_trace_id() -> str | None:
-    """Hex trace id of the active span, if it is being recorded."""
+    """Hex trace id of the active span (sampled or not), if there is one."""
     context = get_current_span().get_span_context()
     return format_trace_id(context.trace_id) if context.is_valid else None

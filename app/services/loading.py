@@ -14,7 +14,7 @@ from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel, load_model
 from app.services.predictor import Predictor
-from app.services.scoring_service import ScoringService
+from app.services.scoring_service import GroupSpan, ScoringService
 from app.services.velocity import VelocityTracker
 from fraud_model.scorer import Stage, no_stage
 
@@ -75,6 +75,7 @@ def load_scoring(
     span: Stage = no_stage,
     metrics: ServiceMetrics | None = None,
     push_velocity: bool = False,
+    group_span: GroupSpan | None = None,
 ) -> Scoring:
     """Open the feature store and load the bundle named by ``settings``; with
     ``push_velocity`` (the API), scored transactions update the velocity state."""
@@ -107,5 +108,6 @@ def load_scoring(
         abandon_after_s=settings.feature_lookup_abandon_seconds,
         max_abandoned=settings.feature_lookup_max_abandoned,
         on_abandon=metrics.lookup_abandoned.inc if metrics is not None else None,
+        group_span=group_span,
     )
     return Scoring(model, features, feature_problem, service)

@@ -6,10 +6,12 @@ each goes into a queue, and one drain task takes everything queued (up to
 scores them as one matrix, then answers each request with its own prediction. Nothing
 waits for company: a lone request is drained at once, alone. Under load the per-call costs
 (the lookup's thread hop and query, NumPy's per-call overhead, the tracing spans) are
-shared. The stage spans of a drained group are children of its first request's span
-(``scoring.coalesced`` says how many transactions it held). Batch requests are scored on
-their own: the lookup as any other, then assembly and prediction on the batch lane
-(:mod:`app.services.batch_scoring`).
+shared. A lone request's stage spans are children of its own span; a group of several
+gets a ``coalesced_group`` span of its own (``scoring.coalesced`` says how many
+transactions it held), linked to each request's span and linked back from them, and its
+stage spans are the group span's children (:func:`app.core.telemetry.group_span_factory`).
+Batch requests are scored on their own: the lookup as any other, then assembly and
+prediction on the batch lane (:mod:`app.services.batch_scoring`).
 
 Every entry point (:meth:`~ScoringService.score`, :meth:`~ScoringService.score_offline`,
 :meth:`~ScoringService.score_blocking`) looks features up through one method,
@@ -36,13 +38,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
 from app.services.batch_scoring import BatchLane
 from app.services.feature_rows import FeatureRows, RequestFields, assemble, entity_ids
@@ -55,6 +56,7 @@ from feature_repo.velocity import VelocityState
 log = logging.getLogger(__name__)
 
 Span = Callable[[str], AbstractContextManager[Any]]
+GroupSpan = Callable[[Sequence[otel_context.Context]], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,14 @@ class ScoringService:
         abandon_after_s: float = 1.0,
         max_abandoned: int = 4,
         on_abandon: Callable[[], object] | None = None,
+        group_span: GroupSpan | None = None,
     ) -> None:
         self.features = features
         self.velocity = velocity
         self.predictor = predictor
         self.timeout_s = timeout_s
         self.span = span
+        self.group_span = group_span
         self.max_pending = max_pending
         self.lookups = LookupThread(abandon_after_s, max_abandoned, on_abandon)  # /healthz
         self.coalesce_max = coalesce_max
@@ -220,8 +224,12 @@ class ScoringService:
                 del self._queue[: self.coalesce_max]
                 token = otel_context.attach(group[0].context)
                 try:
-                    trace.get_current_span().set_attribute("scoring.coalesced", len(group))
-                    predictions = await self._score_now([q.transaction for q in group])
+                    if len(group) == 1:
+                        predictions = await self._score_now([group[0].transaction])
+                    else:
+                        contexts = [q.context for q in group]
+                        with self.group_span(contexts) if self.group_span else nullcontext():
+                            predictions = await self._score_now([q.transaction for q in group])
                 except Exception as exc:  # every waiting request gets the failure
                     for q in group:
                         if not q.answer.done():
