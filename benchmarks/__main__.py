@@ -303,6 +303,28 @@ def pipeline_times(args: argparse.Namespace) -> dict[str, Any]:
     return {"mode": args.pipeline, "stages": stages}
 
 
+def run_tracing(args: argparse.Namespace) -> None:
+    """What tracing costs a scored request at sampling 0, 1 % and 100 % against no
+    instrumentation, on this workspace: ``benchmarks/tracing.json`` and its BENCHMARKS.md
+    section (:mod:`benchmarks.tracing_cost`)."""
+    from app.core.config import Settings
+    from benchmarks.tracing_cost import TRACING_JSON, compare
+
+    settings = Settings()
+    tracing = argparse.Namespace(
+        bundle=str(settings.bundle_uri),
+        feature_repo=settings.feature_repo,
+        rows=args.data,
+        state=args.out_dir / "tracing-state",
+        requests=args.tracing_requests,
+        warmup=300,
+        old_tree=None,
+        note=f"make bench: {settings.bundle_uri}, {settings.feature_repo}, {args.data}",
+    )
+    tracing.state.mkdir(parents=True, exist_ok=True)
+    TRACING_JSON.write_text(json.dumps(compare(tracing, rounds=3), indent=2) + "\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
@@ -314,6 +336,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pipeline", choices=("auto", "scratch", "skip"), default="auto")
     parser.add_argument("--no-naive", dest="naive", action="store_false")
     parser.add_argument("--no-protocol", dest="protocol", action="store_false")
+    parser.add_argument("--no-tracing", dest="tracing", action="store_false")
+    parser.add_argument(
+        "--tracing-requests", type=int, default=3000, help="requests per tracing-cost run"
+    )
     parser.add_argument(
         "--protocol-rates",
         type=float,
@@ -323,7 +349,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("protocol",),
+        choices=("protocol", "tracing"),
         help="measure this section alone; merged into the existing --results",
     )
     parser.add_argument("--out-dir", type=Path, default=Path("build/bench"))
@@ -338,6 +364,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.only == "tracing":
+        run_tracing(args)
+        results_so_far = json.loads(args.results.read_text())
+        write_markdown(results_so_far, args.markdown, read_soak())
+        print(f"wrote the tracing cost to {args.markdown}")
+        return
     if args.only == "protocol":
         merged: dict[str, Any] = (
             json.loads(args.results.read_text()) if args.results.is_file() else {}
@@ -370,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     run_servers(args, results)
     if args.protocol:
         run_protocol(args, results, own_run=False)
+    if args.tracing:
+        run_tracing(args)
     pipeline = results.get("training", {}).get("pipeline")
     run_training(args, results)
     if pipeline is not None:

@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -219,8 +220,13 @@ def section(record: dict[str, Any]) -> list[str]:
         "",
         f"Workspace: {record.get('workspace') or 'as given'}. Machine: {m['cpus']} cores "
         f"shared with other work (load average {m['load_average'][0]:.1f} at the end), "
-        f"Python {m['python']}. `old middleware`: the hand-written SERVER-span middleware "
-        "this replaced (`--old-tree`, the tree before issue 24).",
+        f"Python {m['python']}."
+        + (
+            " `old middleware`: the hand-written SERVER-span middleware this replaced"
+            " (`--old-tree`, the tree before issue 24)."
+            if any(label.startswith("old middleware") for label in variants)
+            else ""
+        ),
         "",
         "| tracing | req/s | p50 ms | p99 ms | CPU ms per request | CPU vs none |",
         "|---|---|---|---|---|---|",
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=Path, help="transactions (parquet)")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--state", type=Path, default=Path("/tmp/tracing-cost"))
+    parser.add_argument("--state", type=Path, help="logs' directory (default: a new temporary one)")
     parser.add_argument("--uninstrumented", action="store_true")
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--label", default="")
@@ -256,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.bundle is None or args.feature_repo is None or args.rows is None:
         parser.error("--bundle, --feature-repo and --rows are required")
+    if args.state is None:
+        args.state = Path(tempfile.mkdtemp(prefix="tracing-cost-"))
     args.state.mkdir(parents=True, exist_ok=True)
     if args.compare:
         record = compare(args, args.compare)

@@ -38,8 +38,10 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, Tracer, format_trace_id, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
+from starlette.types import ASGIApp
 
 from app import __version__
+from app.core.trace_headers import TraceHeaderGuard
 
 Span = Callable[[str], AbstractContextManager[Any]]
 GroupSpan = Callable[[Sequence[Context]], AbstractContextManager[Any]]
@@ -113,6 +115,13 @@ def instrument(app: FastAPI, provider: TracerProvider, excluded_urls: str) -> No
         excluded_urls=excluded_urls,
         exclude_spans=["receive", "send"],
     )
+    # Outside the instrumented stack: headers it would fail to decode (app/core/trace_headers.py).
+    instrumented = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return TraceHeaderGuard(instrumented())
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def span_factory(tracer: Tracer) -> Span:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -59,6 +61,42 @@ def test_a_new_trace_without_traceparent(
     trace_id = response.headers["x-trace-id"]
     assert trace_id != TRACE_ID and int(trace_id, 16) != 0
     assert {s.context.trace_id for s in spans.get_finished_spans()} == {int(trace_id, 16)}
+
+
+@pytest.mark.parametrize("header", [b"traceparent", b"tracestate", b"baggage", b"user-agent"])
+def test_a_header_the_instrumentation_cannot_decode_is_still_answered(
+    client: TestClient, spans: InMemorySpanExporter, recent: pd.DataFrame, header: bytes
+) -> None:
+    """Raw bytes that are neither UTF-8 nor a valid escape (the fuzz tests' ``\\xa1\\\\``,
+    which TestClient cannot send: it re-encodes header values): the instrumentation would
+    raise before any handler (a 500); the request is answered in a new trace."""
+    body = orjson.dumps(as_request(recent.iloc[0]))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/predict", "raw_path": b"/v1/predict",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"), (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()), (header, b"\xa1\\"),
+        ],
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    spans.clear()
+    assert client.portal is not None
+    client.portal.call(client.app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 200
+    trace_id = dict(start["headers"])[b"x-trace-id"].decode()
+    assert int(trace_id, 16) != 0
+    assert "POST /v1/predict" in {s.name for s in spans.get_finished_spans()}
 
 
 def test_probes_and_scrapes_are_not_traced(client: TestClient, spans: InMemorySpanExporter) -> None:
