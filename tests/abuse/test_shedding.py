@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.loadgen import Run, closed_loop, encode_requests
+from benchmarks.server import metrics_text
 from tests.abuse.conftest import Launch
 from tests.serving import as_request
 
@@ -52,13 +53,7 @@ def _probe(port: int, body: bytes) -> tuple[int, str | None, Any]:
 
 def _shed_total(port: int) -> float:
     """``fraud_shed_total`` for ``/v1/predict`` from the server's ``/metrics``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith('fraud_shed_total{route="/v1/predict"}'):
             return float(line.split()[-1])
     return 0.0

@@ -12,7 +12,6 @@ its pid.
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.server import metrics_text, stop_process
 from tests.conftest import ROOT
 
 PODMONITORING = ROOT / "k8s" / "components" / "monitoring" / "podmonitoring.yaml"
@@ -198,12 +198,7 @@ class Scraped:
 
 def counted(port: int, route: str) -> float:
     """The service's own request counter for ``route``, read from its /metrics directly."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    text = metrics_text(port)
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -257,9 +252,4 @@ def running(config: Path, root: Path, port: int, timeout: float = 30) -> Iterato
                 time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

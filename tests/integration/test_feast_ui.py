@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.server import free_port
+from benchmarks.server import free_port, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEAST = Path(sys.executable).parent / "feast"
@@ -66,12 +66,7 @@ def ui(feast_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[i
             time.sleep(0.5)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_the_page_and_its_bundle_are_served_from_the_wheel(ui: int) -> None:
