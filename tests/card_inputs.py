@@ -94,7 +94,7 @@ def bundle_spec() -> dict[str, Any]:
             "features_from": "fraud_detection_v2",
             "imbalance_method": "none",
             "labels": "clean",
-            "rows": {"train": 167075, "validation": 55250},
+            "rows": {"training_time": 222325, "refit": 222325},
             "trained_at": "2026-11-23T07:40:34+00:00",
             "validation": {"ae": 0.4178, "classifier": 0.85926, "ensemble": 0.85979},
         },
@@ -170,6 +170,98 @@ def fairness_attribute(groups: list[str], dpd: float, eod: float, plot: str) -> 
     }
 
 
+def fold(n: int, train_rows: int, train_fraud: int, window_fraud: int) -> dict[str, Any]:
+    start = f"2025-02-{7 + 5 * (n - 1):02d}T00:00:00+00:00"
+    return {
+        "fold": n,
+        "train_rows": train_rows,
+        "train_fraud": train_fraud,
+        "train_end": f"2025-01-{24 + 5 * n:02d}T00:00:00+00:00",
+        "window_start": start,
+        "window_end": f"2025-02-{12 + 5 * (n - 1):02d}T00:00:00+00:00",
+        "window_rows": 1512 - n,
+        "window_fraud": window_fraud,
+    }
+
+
+def search_summary(trials: int, pruned: int, best: float, seconds: float) -> dict[str, Any]:
+    return {
+        "trials": trials,
+        "complete": trials - pruned,
+        "pruned": pruned,
+        "budget": {"trials": trials - 4, "timeout_seconds": 300.0},
+        "best_trial": 3,
+        "best_params": {"learning_rate": 0.05},
+        "best_value": best,
+        "best_fold_auprc": [best - 0.1, best + 0.1],
+        "best_fold_std": 0.1,
+        "seconds": seconds,
+    }
+
+
+def train_choices() -> dict[str, Any]:
+    """train_ensemble's report of how it chose (training/modelling/fit.py), in miniature."""
+    candidates = {
+        "classifier_only": {"folds": [0.56897, 0.86435], "mean": 0.71666, "std": 0.14769},
+        "weighted": {"folds": [0.56377, 0.86474], "mean": 0.71426, "std": 0.15048},
+        "stacking": {"folds": [0.6, 0.87], "mean": 0.735, "std": 0.135},
+        "autoencoder_only": {"folds": [0.39605, 0.54071], "mean": 0.46838, "std": 0.07233},
+    }
+    return {
+        "selection": {
+            "folds": [fold(1, 5428, 64, 22), fold(2, 6968, 98, 27)],
+            "window_days": 5,
+            "gap_days": 7,
+            "refit": True,
+        },
+        "search": {
+            "seed": 17,
+            "pruning": True,
+            "classifier": search_summary(24, 5, 0.73112, 412.3),
+            "autoencoder": search_summary(4, 1, 0.50434, 96.1),
+        },
+        "classifier": {
+            "selected": "smote",
+            "monotone": False,
+            "rounds": 38,
+            "imbalance_comparison": {
+                "none": 0.71666,
+                "scale_pos_weight": 0.61251,
+                "focal": 0.62181,
+                "smote": 0.73112,
+            },
+            "monotone_comparison": {"True": 0.70101, "False": 0.73112},
+        },
+        "ensemble": {
+            "chosen": "stacking",
+            "candidates": candidates,
+            "ablation": {
+                "with_autoencoder": 0.735,
+                "without_autoencoder": 0.71666,
+                "autoencoder_only": 0.46838,
+                "autoencoder_gain": 0.01834,
+            },
+        },
+        "calibration": {
+            "method": "auto",
+            "chosen": "platt",
+            "brier": {
+                "isotonic": {"folds": [0.00901, 0.00757], "mean": 0.00829, "std": 0.00072},
+                "platt": {"folds": [0.00898, 0.00577], "mean": 0.00737, "std": 0.0016},
+            },
+        },
+    }
+
+
+def ablation_of(kept: float, classifier: float, ae: float) -> dict[str, Any]:
+    return {
+        "kept": {"auprc": kept, "roc_auc": 0.95826},
+        "classifier_only": {"auprc": classifier, "roc_auc": 0.95},
+        "autoencoder_only": {"auprc": ae, "roc_auc": 0.81},
+        "gain_over_classifier": {"auprc": round(kept - classifier, 5), "roc_auc": 0.00826},
+    }
+
+
 def metrics_files(version: str) -> dict[str, dict[str, Any]]:
     """Every metrics file the card reads, in the real files' shapes."""
     global_shap = [
@@ -181,9 +273,14 @@ def metrics_files(version: str) -> dict[str, dict[str, Any]]:
             VERSION_KEY: version,
             "test": evaluation(9155, 0.8425, {"account_takeover": 1.0, "large_amount": 0.67411}),
             "drifted_v1": evaluation(19949, 0.74632, {"card_testing": 0.97059}),
+            "ablation": {
+                "test": ablation_of(0.8425, 0.84316, 0.36822),
+                "drifted_v1": ablation_of(0.74632, 0.7401, 0.3),
+            },
         },
         "train": {
             VERSION_KEY: version,
+            **train_choices(),
             "decision": {
                 "alerts_per_day": 95.14286,
                 "approve_all_cost": 194898.57,

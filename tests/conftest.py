@@ -32,8 +32,19 @@ TINY = {
     },
     "split": {"burn_in_days": 7, "train_days": 25, "val_days": 10, "gap_days": 7, "test_days": 11},
     "train": {
+        "selection": {"folds": 2, "window_days": 5, "gap_days": 7},
+        "search": {
+            "classifier": {"trials": 2, "timeout_seconds": None},
+            "autoencoder": {"trials": 0, "timeout_seconds": None},
+        },
         "autoencoder": {"max_epochs": 3, "batch_size": 256, "max_train_rows": 20000},
-        "classifier": {"max_rounds": 60, "early_stopping_rounds": 15, "min_child_samples": 10},
+        # The served tiny model keeps the business rule the behavioural tests check.
+        "classifier": {
+            "max_rounds": 60,
+            "early_stopping_rounds": 15,
+            "min_child_samples": 10,
+            "monotone": "on",
+        },
     },
     "poisoning": {"autoencoder_max_epochs": 2},
 }
@@ -135,15 +146,14 @@ def tiny_training_set(
 @pytest.fixture(scope="session")
 def tiny_trained(tiny_training_set: Path, tiny_params: dict[str, Any]) -> Any:
     """The whole ensemble trained on the tiny training set (a few seconds)."""
-    from training.inputs.frames import load_parts
+    from training.inputs.frames import Frame, load_parts
     from training.modelling.fit import TrainConfig, train_ensemble
 
     features, parts = load_parts(tiny_training_set, "v0", ("train", "validation", "test"))
     config = TrainConfig.from_params(tiny_params["train"])
     # One thread: OpenMP spin-waits make LightGBM crawl on tiny data when cores are busy.
     result = train_ensemble(
-        parts["train"],
-        parts["validation"],
+        Frame.concat([parts["train"], parts["validation"]]),
         features,
         config,
         threads=1,

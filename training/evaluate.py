@@ -2,7 +2,9 @@
 
 Reports on v0's test part (after the label-delay gap) and, as a drift check, on the whole
 of v1. Writes ``metrics/evaluate.json`` and PR, ROC and calibration curves for
-``dvc plots``, then tracks the run in MLflow: logs parameters, metrics, plots and the
+``dvc plots`` and an ``ablation`` (the kept model against each member alone), then tracks
+the run in MLflow, resuming ``train``'s run of this bundle (``mlflow_run_id`` in
+``metrics/train.json``) when the store knows it: logs parameters, metrics, plots and the
 bundle, registers it as a new ``fraud-ensemble`` version (alias ``challenger``) and
 applies the promotion gate on the same test set. Parameters: ``params.yaml`` ``evaluate``.
 """
@@ -29,6 +31,37 @@ def write_plots(curves: dict[str, Any], directory: Path) -> None:
         (directory / f"{name}.json").write_text(json.dumps(curves[name], indent=1) + "\n")
 
 
+def ablation(scorer: EnsembleScorer, frame: Frame) -> dict[str, Any]:
+    """AUPRC and ROC-AUC of the kept model (its served probability), of the classifier
+    member alone (its margin) and of the autoencoder alone, and the kept model's gain."""
+    batch = scorer.score(frame.x)
+    kept = m.ranking(frame.y, batch.probability)
+    classifier = m.ranking(frame.y, batch.clf_margin)
+    return m.rounded(
+        {
+            "kept": kept,
+            "classifier_only": classifier,
+            "autoencoder_only": m.ranking(frame.y, batch.ae_score),
+            "gain_over_classifier": {k: kept[k] - classifier[k] for k in kept},
+        }
+    )
+
+
+def train_run(mlflow: Any, train_report: Path, bundle_version: str) -> str | None:
+    """The id of the ``train`` run of this bundle when the tracking store knows it."""
+    if not train_report.is_file():
+        return None
+    run_id = json.loads(train_report.read_text()).get("mlflow_run_id")
+    if not run_id:
+        return None
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+    # A run of another bundle (metrics/train.json left from an older train) is not resumed.
+    return str(run_id) if run.data.tags.get("bundle_version") == bundle_version else None
+
+
 def track(
     bundle_dir: Path,
     bundle: ModelBundle,
@@ -37,8 +70,10 @@ def track(
     params: dict[str, Any],
     plots_dir: Path,
     features: list[str],
+    train_report: Path | None = None,
 ) -> dict[str, Any]:
-    """Log the run to MLflow, register the bundle, and apply the promotion gate."""
+    """Log to MLflow (resuming ``train``'s run of this bundle when there is one), register
+    the bundle, and apply the promotion gate."""
     import pandas as pd
 
     from training.tracking import registry
@@ -46,7 +81,9 @@ def track(
     section = params["evaluate"]
     mlflow = registry.configure(section["experiment"])
     model_name = section["model_name"]
-    with mlflow.start_run(run_name=f"ensemble-{bundle.version}") as run:
+    resumed = train_run(mlflow, train_report, bundle.version) if train_report else None
+    name = None if resumed else f"ensemble-{bundle.version}"
+    with mlflow.start_run(run_id=resumed, run_name=name) as run:
         mlflow.set_tags(
             {
                 "bundle_version": bundle.version,
@@ -99,6 +136,7 @@ def track(
         mlflow.set_tag("promotion_gate", gate.reason)
         return {
             "run_id": run.info.run_id,
+            "resumed_train_run": resumed is not None,
             "model_name": model_name,
             "version": version,
             "bundle_version": bundle.version,
@@ -115,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
     parser.add_argument("--plots", type=Path, default=Path("plots"))
     parser.add_argument("--gate", type=Path, default=Path("metrics/gate.json"))
+    parser.add_argument("--train-report", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--no-mlflow", action="store_true", help="skip tracking and registry")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
@@ -131,7 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     drifted, _ = evaluate_frame(
         scorer, v1["after"], section["precision_at_k"], section["calibration_bins"]
     )
-    results = {"bundle_version": bundle.version, "test": test, "drifted_v1": drifted}
+    results = {
+        "bundle_version": bundle.version,
+        "test": test,
+        "drifted_v1": drifted,
+        "ablation": {
+            "test": ablation(scorer, v0["test"]),
+            "drifted_v1": ablation(scorer, v1["after"]),
+        },
+    }
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     write_plots(curves, args.plots)
@@ -144,7 +191,16 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     if not args.no_mlflow:
-        gate = track(args.bundle, bundle, v0["test"], results, params, args.plots, features)
+        gate = track(
+            args.bundle,
+            bundle,
+            v0["test"],
+            results,
+            params,
+            args.plots,
+            features,
+            args.train_report,
+        )
         args.gate.write_text(json.dumps(gate, indent=2) + "\n")
         print(f"evaluate: registered {gate['model_name']} v{gate['version']}: {gate['reason']}")
     print(f"evaluate: {time.perf_counter() - started:.1f}s", flush=True)

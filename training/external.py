@@ -25,7 +25,10 @@ Schemas:
 Split, by time and never at random: over the span ``t0..t1``, the test part is every row
 at or after ``t1 - test_fraction * (t1 - t0)``; the ``gap_days`` before it are dropped
 (labels not yet known when the model would be deployed); of the rows before the gap, the
-last 20 % of their span is validation and the rest is train.
+last 20 % of their span is validation and the rest is train. The hyperparameter search and
+every selection run on ``train.selection.folds`` prequential folds whose windows cover the
+validation part, each after its own gap; the final members are refitted on train and
+validation together (:func:`external_folds`, :mod:`training.modelling.folds`).
 """
 
 from __future__ import annotations
@@ -33,271 +36,30 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from feature_repo.request_features import NEW_CUSTOMER, REQUEST_FEATURES, compute_request_features
-from training.inputs.feast_store import SNAPSHOT_TTL
-from training.inputs.feature_tables import (
-    FeatureConfig,
-    compute_feature_tables,
-    customer_feature_names,
-    terminal_feature_names,
-)
 from training.inputs.frames import Frame, available_cores
 from training.inputs.params import load_params
-
-SCHEMAS = ("ulb", "handbook")
-ULB_V = tuple(f"V{i}" for i in range(1, 29))
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "ulb": ("Time", *ULB_V, "Amount", "Class"),
-    "handbook": (
-        "TRANSACTION_ID",
-        "TX_DATETIME",
-        "CUSTOMER_ID",
-        "TERMINAL_ID",
-        "TX_AMOUNT",
-        "TX_FRAUD",
-    ),
-}
-OPTIONAL: dict[str, tuple[str, ...]] = {"ulb": (), "handbook": ("TX_FRAUD_SCENARIO",)}
-ULB_ORIGIN = pd.Timestamp("2013-09-01", tz="UTC")
-VALIDATION_FRACTION = 0.2
-PARTS = ("train", "validation", "gap", "test")
-_EPOCH = pd.Timestamp(0, tz="UTC")
+from training.inputs.public_data import (
+    DEFAULT_TEST_FRACTION,
+    SCHEMAS,
+    build_dataset,
+    check_parts,
+    default_gap_days,
+    describe_parts,
+    read_table,
+    split_boundaries,
+    time_split,
+)
+from training.modelling.folds import external_folds
 
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Every row of a data set in time order, as one :class:`Frame`, and its feature names."""
-
-    frame: Frame
-    features: list[str]
-
-
-# --- reading -----------------------------------------------------------------------------
-
-
-def read_table(path: Path, schema: str) -> pd.DataFrame:
-    """The schema's columns of a CSV (``.gz`` and other compressions inferred).
-
-    Raises ``SystemExit`` naming the missing columns, or on labels other than 0/1.
-    """
-    if not path.is_file():
-        raise SystemExit(f"external: no such file {path}")
-    header = pd.read_csv(path, nrows=0, compression="infer").columns
-    missing = [c for c in REQUIRED[schema] if c not in header]
-    if missing:
-        raise SystemExit(
-            f"external: {path} lacks column(s) {', '.join(missing)} "
-            f"required by schema {schema!r} (has: {', '.join(map(str, header))})"
-        )
-    wanted = [*REQUIRED[schema], *(c for c in OPTIONAL[schema] if c in header)]
-    table = pd.read_csv(path, usecols=wanted, compression="infer")
-    label = REQUIRED[schema][-1]
-    if not table[label].isin([0, 1]).all():
-        raise SystemExit(f"external: column {label} must hold 0/1 labels only")
-    return table
-
-
-# --- features ----------------------------------------------------------------------------
-
-
-def ulb_dataset(raw: pd.DataFrame) -> Dataset:
-    """ULB rows as a frame: V1..V28, amount, log amount and hour of day."""
-    raw = raw.sort_values("Time", kind="stable")
-    seconds = raw["Time"].to_numpy(dtype=np.float64)
-    amount = raw["Amount"].to_numpy(dtype=np.float64)
-    features = [*ULB_V, "amount", "log_amount", "hour_of_day"]
-    x = np.empty((len(raw), len(features)), dtype=np.float64)
-    x[:, : len(ULB_V)] = raw[list(ULB_V)].to_numpy(dtype=np.float64)
-    x[:, len(ULB_V)] = amount
-    x[:, len(ULB_V) + 1] = np.log1p(np.clip(amount, 0.0, None))
-    x[:, len(ULB_V) + 2] = np.mod(seconds, 86_400) / 3600.0
-    row_id = raw.index.to_numpy().astype(str)
-    meta = pd.DataFrame(
-        {
-            "transaction_id": row_id,
-            "timestamp": ULB_ORIGIN + pd.to_timedelta(seconds, unit="s"),
-            "customer_id": row_id,  # no card ids: every row is its own card
-            "amount": amount,
-        }
-    )
-    return Dataset(Frame(x, raw["Class"].to_numpy(dtype=np.int8), meta), features)
-
-
-def handbook_transactions(raw: pd.DataFrame) -> pd.DataFrame:
-    """Handbook columns mapped to the project's transaction columns, sorted by time."""
-    transactions = pd.DataFrame(
-        {
-            "transaction_id": raw["TRANSACTION_ID"].astype(str),
-            "timestamp": pd.to_datetime(raw["TX_DATETIME"], utc=True),
-            "customer_id": raw["CUSTOMER_ID"].astype(str),
-            "terminal_id": raw["TERMINAL_ID"].astype(str),
-            "amount": raw["TX_AMOUNT"].astype(np.float64),
-            "is_fraud": raw["TX_FRAUD"].astype(np.int8),
-        }
-    )
-    if "TX_FRAUD_SCENARIO" in raw:
-        transactions["fraud_scenario"] = raw["TX_FRAUD_SCENARIO"].astype(str)
-    return transactions.sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-def point_in_time_join(
-    transactions: pd.DataFrame, snapshots: pd.DataFrame, key: str, ttl: pd.Timedelta = SNAPSHOT_TTL
-) -> pd.DataFrame:
-    """Snapshot columns of ``snapshots`` for every transaction, in the transactions' order.
-
-    Each transaction gets its entity's latest snapshot with ``event_timestamp <=`` its
-    timestamp and at most ``ttl`` older (Feast's point-in-time join), else NaN.
-    """
-    left = pd.DataFrame(
-        {
-            "_row": np.arange(len(transactions)),
-            key: transactions[key].to_numpy(),
-            "timestamp": transactions["timestamp"].array,
-        }
-    ).sort_values("timestamp", kind="stable")
-    right = snapshots.assign(
-        event_timestamp=snapshots["event_timestamp"].astype(left["timestamp"].dtype)
-    ).sort_values("event_timestamp", kind="stable")
-    joined = pd.merge_asof(
-        left,
-        right,
-        left_on="timestamp",
-        right_on="event_timestamp",
-        by=key,
-        direction="backward",
-        tolerance=ttl,
-    )
-    columns = [c for c in snapshots.columns if c not in (key, "event_timestamp")]
-    out: pd.DataFrame = (
-        joined.sort_values("_row")[columns].astype(np.float64).reset_index(drop=True)
-    )
-    return out
-
-
-def handbook_dataset(raw: pd.DataFrame, config: FeatureConfig) -> Dataset:
-    """Handbook rows as a frame: batch customer/terminal features plus request features."""
-    transactions = handbook_transactions(raw)
-    customers, terminals = compute_feature_tables(transactions, config)
-    customer = point_in_time_join(transactions, customers, "customer_id")
-    terminal = point_in_time_join(transactions, terminals, "terminal_id")
-    amount = transactions["amount"].to_numpy(dtype=np.float64)
-    epoch = ((transactions["timestamp"] - _EPOCH) // pd.Timedelta(seconds=1)).to_numpy()
-    request = compute_request_features(
-        {
-            "amount": amount,
-            "tx_epoch_seconds": epoch,
-            **{name: customer[name].to_numpy() for name in NEW_CUSTOMER},
-        }
-    )
-    customer_names = customer_feature_names(config)
-    terminal_names = terminal_feature_names(config)
-    features = [*customer_names, *terminal_names, *REQUEST_FEATURES]
-    x = np.empty((len(transactions), len(features)), dtype=np.float64)
-    x[:, : len(customer_names)] = customer[customer_names].to_numpy()
-    x[:, len(customer_names) : len(customer_names) + len(terminal_names)] = terminal[
-        terminal_names
-    ].to_numpy()
-    for i, name in enumerate(REQUEST_FEATURES):
-        x[:, len(customer_names) + len(terminal_names) + i] = request[name]
-    meta_columns = ["transaction_id", "timestamp", "customer_id", "terminal_id", "amount"]
-    if "fraud_scenario" in transactions:
-        meta_columns.append("fraud_scenario")
-    meta = transactions[meta_columns]
-    return Dataset(Frame(x, transactions["is_fraud"].to_numpy(dtype=np.int8), meta), features)
-
-
-def build_dataset(raw: pd.DataFrame, schema: str, params: dict[str, Any]) -> Dataset:
-    if schema == "ulb":
-        return ulb_dataset(raw)
-    return handbook_dataset(raw, FeatureConfig(**params["features"]))
-
-
-# --- split -------------------------------------------------------------------------------
-
-
-def split_boundaries(
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    test_fraction: float,
-    gap_days: float,
-    validation_fraction: float = VALIDATION_FRACTION,
-) -> dict[str, pd.Timestamp]:
-    """Where validation, the gap and the test part start, over the span ``start..end``."""
-    if not 0.0 < test_fraction < 1.0:
-        raise SystemExit(f"external: --test-fraction must be in (0, 1), got {test_fraction}")
-    if gap_days < 0:
-        raise SystemExit(f"external: --gap-days cannot be negative, got {gap_days}")
-    if not 0.0 < validation_fraction < 1.0:
-        raise SystemExit("external: the validation fraction must be in (0, 1)")
-    test_start = end - test_fraction * (end - start)
-    gap_start = test_start - pd.Timedelta(days=gap_days)
-    validation_start = gap_start - validation_fraction * (gap_start - start)
-    return {
-        "start": start,
-        "validation_start": validation_start,
-        "gap_start": gap_start,
-        "test_start": test_start,
-        "end": end,
-    }
-
-
-def time_split(
-    timestamps: pd.Series | pd.DatetimeIndex | np.ndarray,
-    test_fraction: float,
-    gap_days: float,
-    validation_fraction: float = VALIDATION_FRACTION,
-) -> np.ndarray:
-    """The part (``train``, ``validation``, ``gap`` or ``test``) of every timestamp."""
-    ts = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True))
-    edges = split_boundaries(ts.min(), ts.max(), test_fraction, gap_days, validation_fraction)
-    parts = np.full(len(ts), "train", dtype=object)
-    parts[ts >= edges["validation_start"]] = "validation"
-    parts[ts >= edges["gap_start"]] = "gap"
-    parts[ts >= edges["test_start"]] = "test"
-    return parts
-
-
-def describe_parts(frame: Frame, parts: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Rows, fraud and first/last timestamp of every split part."""
-    ts = pd.to_datetime(frame.meta["timestamp"], utc=True)
-    summary: dict[str, dict[str, Any]] = {}
-    for part in PARTS:
-        mask = parts == part
-        times = ts[mask]
-        summary[part] = {
-            "rows": int(mask.sum()),
-            "fraud": int(frame.y[mask].sum()),
-            "first": times.min().isoformat() if len(times) else None,
-            "last": times.max().isoformat() if len(times) else None,
-        }
-    return summary
-
-
-def check_parts(summary: dict[str, dict[str, Any]]) -> None:
-    """Refuse splits the ensemble cannot be trained or evaluated on."""
-    for part in ("train", "validation", "test"):
-        if summary[part]["rows"] == 0:
-            raise SystemExit(
-                f"external: the {part} part is empty; lower --gap-days or change "
-                f"--test-fraction (parts: { {p: s['rows'] for p, s in summary.items()} })"
-            )
-    for part in ("train", "validation"):
-        rows, fraud = summary[part]["rows"], summary[part]["fraud"]
-        if fraud == 0 or fraud == rows:
-            raise SystemExit(f"external: the {part} part needs both fraud and legitimate rows")
-    if summary["test"]["fraud"] == 0:
-        log("external: warning: no fraud in the test part, ranking metrics are undefined")
 
 
 # --- command line ------------------------------------------------------------------------
@@ -308,7 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--schema", choices=SCHEMAS, required=True)
     parser.add_argument("--data", type=Path, required=True, help="CSV or CSV.GZ file")
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="of the time span")
+    parser.add_argument(
+        "--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help="of the time span"
+    )
     parser.add_argument(
         "--gap-days",
         type=float,
@@ -317,6 +81,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--bundle", type=Path, default=None, help="also write the bundle here")
+    parser.add_argument(
+        "--mlflow", action="store_true", help="track an MLflow run with the search's trials"
+    )
     return parser.parse_args(argv)
 
 
@@ -333,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     config = TrainConfig.from_params(params["train"])
     gap_days = args.gap_days
     if gap_days is None:
-        gap_days = 0.0 if args.schema == "ulb" else float(params["features"]["label_delay_days"])
+        gap_days = default_gap_days(args.schema, params)
 
     log(f"external: reading {args.data} (schema {args.schema})")
     raw = read_table(args.data, args.schema)
@@ -356,14 +123,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     check_parts(summary)
     train, val, test = (frame.subset(parts == p) for p in ("train", "validation", "test"))
+    dev = Frame.concat([train, val])
     del frame
 
     mark = time.perf_counter()
     threads = available_cores()
-    log(f"external: training on {len(train):,} rows, {threads} cores")
+    config = replace(config, selection=external_folds(config.selection, edges, gap_days))
+    log(f"external: training on {len(dev):,} rows, {threads} cores")
     result = train_ensemble(
-        train,
-        val,
+        dev,
         features,
         config,
         threads=threads,
@@ -408,7 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         },
         "features": features,
         "imbalance_method": result.report["classifier"]["selected"],
+        "monotone_constraints": result.report["classifier"]["monotone"],
         "fusion": result.report["ensemble"]["chosen"],
+        "ablation": result.report["ensemble"]["ablation"],
+        "search": result.report["search"],
         "fusion_spec": result.bundle.fusion.to_dict(),
         "tiers": result.bundle.tiers.to_dict(),
         "keras_parity_max_abs": parity,
@@ -419,6 +190,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.bundle is not None:
         output["bundle_version"] = write_bundle(result.bundle, args.bundle)
         log(f"external: bundle {output['bundle_version']} -> {args.bundle}")
+    if args.mlflow:
+        from training.tracking.registry import flat_metrics
+        from training.tracking.search_runs import track_training
+
+        output["mlflow_run_id"] = track_training(
+            params["evaluate"]["experiment"],
+            f"external-{args.schema}",
+            result.report,
+            result.studies,
+            {"stage": "external", "schema": args.schema, "data": args.data.name},
+            flat_metrics({k: metrics[k] for k in ("auprc", "roc_auc", "f1")}, "test."),
+        )
     output["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=2, sort_keys=True) + "\n")

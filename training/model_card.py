@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fraud_model.decisions import DECISIONS
+from training.reporting.model_selection import selection_section
 
 FORMAT_VERSION = 1
 # The bundle's file names (fraud_model/bundle.py, which imports LightGBM).
@@ -160,7 +161,7 @@ def training_section(bundle: dict[str, Any]) -> dict[str, Any]:
         "labels": meta.get("labels", "clean"),
         "defense": meta["defense"],
         "imbalance_method": meta["imbalance_method"],
-        "rows": {"train": meta["rows"]["train"], "validation": meta["rows"]["validation"]},
+        "rows": dict(meta["rows"]),
         "validation_auprc": {k: meta["validation"][k] for k in ("ae", "classifier", "ensemble")},
         "features": len(bundle["features"]),
         "ensemble": bundle["ensemble"]["method"],
@@ -204,8 +205,8 @@ def cost_basis(bundle: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
     if decision["optimised"]:
         how = (
             "Training chose the three thresholds that minimise the total cost of these "
-            "decisions on the validation period under this cost model (a fraud that gets "
-            "through costs its amount), among those that keep alerts (every decision but "
+            "decisions on the time folds' out-of-fold windows under this cost model (a fraud "
+            "that gets through costs its amount), among those that keep alerts (every decision but "
             f"approve) within {budget:g} per day"
         )
     else:
@@ -214,7 +215,7 @@ def cost_basis(bundle: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
             "off); the cost model only prices their decisions"
         )
     explanation = (
-        f"{tiers} {how}: validation cost {validation['cost']:,.0f} against "
+        f"{tiers} {how}: out-of-fold cost {validation['cost']:,.0f} against "
         f"{validation['approve_all_cost']:,.0f} for approving everything."
     )
     return {
@@ -233,6 +234,20 @@ def gate_section(gate: dict[str, Any] | None, version: str) -> dict[str, Any] | 
         return None
     keys = ("promoted", "reason", "model_name", "version", "champion_before", "run_id")
     return {k: gate.get(k) for k in keys}
+
+
+def _selection(train: dict[str, Any], evaluate: dict[str, Any]) -> dict[str, Any]:
+    """How the model was chosen; a train.json or evaluate.json from before the search and
+    the ablation names the stage to rerun."""
+    for name, stage, keys in (
+        ("train", "train", ("selection", "search", "classifier", "ensemble", "calibration")),
+        ("evaluate", "evaluate", ("ablation",)),
+    ):
+        source = train if name == "train" else evaluate
+        missing = [k for k in keys if k not in source]
+        if missing:
+            raise ValueError(f"{name}.json lacks {', '.join(missing)}: run `dvc repro {stage}`")
+    return selection_section(train, evaluate)
 
 
 def _plot(id_: str, section: str, title: str, alt: str) -> dict[str, str]:
@@ -483,6 +498,7 @@ def build_card(inputs: CardInputs, generated_at: datetime) -> dict[str, Any]:
         "evaluation": evaluation_section(m["evaluate"]),
         "thresholds": dict(inputs.bundle["tiers"]),
         "cost_basis": cost_basis(inputs.bundle, m["train"]),
+        "selection": _selection(m["train"], m["evaluate"]),
         "gate": gate_section(inputs.gate, inputs.bundle_version),
         "audit": {"shap": shap, "fairness": fairness, "drift": drift, "poisoning": poisoning},
         "plots": shap_plots + fairness_plots + drift_plots + poisoning_plots,

@@ -4,10 +4,11 @@ defense, always evaluated on the clean time-later test set.
 For every poisoned variant of v0's training rows (``data/poisoned``: uniform and
 hidden-fraud flips at each rate) and for the clean labels, the whole ensemble is trained
 by ``training.modelling.fit.train_ensemble`` with the label-noise defense off and on. Validation
-and test labels are clean (only training labels are attacked). Two settings are fixed
-from the clean model to keep the study within the pipeline's time budget: the imbalance
-strategy (the one the ``train`` stage selected) and the autoencoder's epoch cap
-(``poisoning.autoencoder_max_epochs``). Each combination is an MLflow run; the table goes
+and test labels are clean (only training labels are attacked). To keep the study within
+the pipeline's time budget, every run keeps the members ``train`` chose (no search), trains
+on the train part and tunes the fusion, calibration and tiers on the validation part (one
+window, :meth:`~training.modelling.fit.TrainConfig.for_study`), and caps the autoencoder's
+epochs (``poisoning.autoencoder_max_epochs``). Each combination is an MLflow run; the table goes
 to ``metrics/poisoning.json`` and ``reports/poisoning.md``, flagged rows to
 ``reports/flagged/<variant>.csv`` for review. Parameters: ``params.yaml`` ``poisoning``.
 """
@@ -46,13 +47,18 @@ def poisoned_labels(train: Frame, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def study_config(
-    config: TrainConfig, section: dict[str, Any], imbalance: str, defense: bool
+    config: TrainConfig,
+    section: dict[str, Any],
+    train_report: dict[str, Any],
+    validation_days: int,
+    defense: bool,
 ) -> TrainConfig:
     """The training configuration of one study run."""
+    study = config.for_study(train_report, validation_days)
+    epochs = min(study.autoencoder.max_epochs, section["autoencoder_max_epochs"])
     return replace(
-        config,
-        classifier=replace(config.classifier, imbalance=(imbalance,)),
-        autoencoder=replace(config.autoencoder, max_epochs=section["autoencoder_max_epochs"]),
+        study,
+        autoencoder=replace(study.autoencoder, max_epochs=epochs),
         defense=replace(config.defense, enabled=defense),
     )
 
@@ -71,7 +77,12 @@ def run_one(
     """Train on (possibly poisoned) labels, evaluate on the clean test set."""
     started = time.perf_counter()
     result = train_ensemble(
-        train, val, features, config, threads, metadata={"labels": name}, log=lambda _: None
+        Frame.concat([train, val]),
+        features,
+        config,
+        threads,
+        metadata={"labels": name},
+        log=lambda _: None,
     )
     batch = EnsembleScorer(result.bundle, threads).score(test.x)
     row: dict[str, Any] = {
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     section = params["poisoning"]
     config = TrainConfig.from_params(params["train"])
-    imbalance = json.loads(args.train_report.read_text())["classifier"]["selected"]
+    train_report = json.loads(args.train_report.read_text())
+    imbalance = train_report["classifier"]["selected"]
     k = params["evaluate"]["precision_at_k"]
     threads = available_cores()
     features, parts = load_parts(args.training_set, "v0", ("train", "validation", "test"))
@@ -176,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
             y, flipped = poisoned_labels(train, path)
             labelled = train.with_labels(y)
         for defense in defenses:
-            run_config = study_config(config, section, imbalance, defense)
+            run_config = study_config(
+                config, section, train_report, params["split"]["val_days"], defense
+            )
             row, flagged = run_one(
                 name, labelled, flipped, val, test, features, run_config, k, threads
             )

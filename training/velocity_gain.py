@@ -8,9 +8,9 @@ scored on v0's time-later test part and on the drifted v1 period, overall and on
 fraud scenario (that scenario's frauds against every legitimate row): AUPRC, recall
 within the daily alert budget, and precision/recall at the bundle's alert tier. The burst
 scenarios named in ``params.yaml`` (``velocity_gain.burst_scenarios``) are the ones the
-velocity features are for. Both runs use the imbalance strategy the ``train`` stage
-selected, to keep the stage's cost at two trainings. Output: ``metrics/velocity_gain.json``
-and ``reports/velocity_gain.md``.
+velocity features are for. Both runs keep the members the ``train`` stage chose (no
+search) and tune on the validation part, to keep the stage's cost at two trainings.
+Output: ``metrics/velocity_gain.json`` and ``reports/velocity_gain.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     section = params["velocity_gain"]
     k = int(params["evaluate"]["precision_at_k"])
-    selected = json.loads(args.train_report.read_text())["classifier"]["selected"]
-    base_config = TrainConfig.from_params(params["train"])
-    config = replace(base_config, classifier=replace(base_config.classifier, imbalance=(selected,)))
+    train_report = json.loads(args.train_report.read_text())
+    selected = train_report["classifier"]["selected"]
+    config = TrainConfig.from_params(params["train"]).for_study(
+        train_report, params["split"]["val_days"]
+    )
     features, parts = load_parts(args.training_set, "v0", ("train", "validation", "test"))
     _, drifted = load_parts(args.training_set, "v1", ("after",))  # as training.evaluate
     store = training_store(args.repo.resolve())
@@ -149,8 +150,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"velocity_gain: training set lacks {missing}")
         started = time.perf_counter()
         trained = train_ensemble(
-            columns(parts["train"], features, names),
-            columns(parts["validation"], features, names),
+            columns(Frame.concat([parts["train"], parts["validation"]]), features, names),
             names,
             config,
             threads,

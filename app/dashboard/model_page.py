@@ -110,11 +110,8 @@ def _training(card: dict[str, Any]) -> str:
         ("Feature service", _code(t.get("feature_service"))),
         ("Labels", escape(str(t.get("labels", "–")))),
         ("Poisoning defence", _fmt(t.get("defense"), "")),
-        (
-            "Rows (train / validation)",
-            f"{_fmt(rows.get('train'), 'int')} / {_fmt(rows.get('validation'), 'int')}",
-        ),
-        ("Validation AUPRC (ensemble)", _fmt(val.get("ensemble"), "f3")),
+        ("Rows of training time", _fmt(rows.get("training_time"), "int")),
+        ("Mean fold AUPRC (kept model)", _fmt(val.get("ensemble"), "f3")),
     ]
     return (
         '<section class="panel" aria-labelledby="h-training"><h2 id="h-training">Training</h2>'
@@ -172,6 +169,39 @@ def _thresholds(card: dict[str, Any], served: dict[str, Any]) -> str:
         '<section class="panel" aria-labelledby="h-tiers"><h2 id="h-tiers">Thresholds and '
         f'their cost basis</h2><p class="panel-note">{text}{budget_text}</p>'
         f'<div class="grid-2 tight">{table}{cost_table}</div></section>'
+    )
+
+
+def _selection(card: dict[str, Any]) -> str:
+    """Each choice the folds decided, with the model card's sentence of why."""
+    selection = card.get("selection")
+    if not selection:
+        return ""
+    folds = selection.get("folds", {})
+    search = selection.get("search", {})
+    trials = {m: search.get(m, {}) for m in ("classifier", "autoencoder")}
+    intro = (
+        f"<p>{len(folds.get('folds', []))} time folds of {_fmt(folds.get('window_days'), '')}"
+        f" days after a {_fmt(folds.get('gap_days'), '')}-day gap; Optuna trials: classifier "
+        f"{_fmt(trials['classifier'].get('trials'), 'int')} "
+        f"({_fmt(trials['classifier'].get('pruned'), 'int')} pruned), autoencoder "
+        f"{_fmt(trials['autoencoder'].get('trials'), 'int')}.</p>"
+    )
+    rows = [
+        [escape(label), escape(str(selection.get(key, {}).get("kept", "–"))), escape(why)]
+        for label, key in (
+            ("Imbalance strategy", "imbalance"),
+            ("Monotone constraints", "monotone"),
+            ("Fusion", "fusion"),
+            ("Calibration", "calibration"),
+        )
+        for why in [str(selection.get(key, {}).get("why", ""))]
+    ]
+    rows.append(["Autoencoder ablation", "", escape(selection.get("ablation", {}).get("why", ""))])
+    table = _table("Choices made on the time folds", ["Choice", "Kept", "Why"], rows, 3)
+    return (
+        '<section class="panel" aria-labelledby="h-selection"><h2 id="h-selection">'
+        f"How the model was chosen</h2>{intro}{table}</section>"
     )
 
 
@@ -305,6 +335,7 @@ def render(served: dict[str, Any], card: ModelCard) -> str:
         _gate(data) or "<div></div>",
         "</div>",
         _evaluation(data),
+        _selection(data),
         _thresholds(data, served),
         _audit(data),
     ]

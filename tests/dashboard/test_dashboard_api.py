@@ -4,6 +4,7 @@ against /metrics, what-if scores and file uploads, the model card's files."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -269,6 +270,9 @@ def test_the_model_page_shows_the_card_of_the_served_bundle(
     assert card["bundle_version"] in page and "is serving" not in page
     assert f"{card['evaluation']['test']['auprc']:.3f}" in page
     assert card["training"]["data_version"] in page
+    assert "How the model was chosen" in page
+    for choice in ("imbalance", "monotone", "fusion", "calibration"):
+        assert html.escape(card["selection"][choice]["why"]) in page
     for plot in card["plots"]:
         assert f'src="/dashboard/card/plots/{plot["id"]}"' in page
     assert "Open the full audit report" in page

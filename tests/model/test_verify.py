@@ -77,6 +77,16 @@ def _decreasing(key: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _isotonic(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    """A valid isotonic calibration (whichever method the tiny run kept), then one change."""
+
+    def change(spec: dict[str, Any]) -> None:
+        spec["calibration"] = {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.2, 0.9]}
+        _set(f"calibration.{path}", value)(spec)
+
+    return change
+
+
 def _platt(slope: float) -> Callable[[dict[str, Any]], None]:
     def change(spec: dict[str, Any]) -> None:
         spec["calibration"] = {"method": "platt", "slope": slope, "intercept": 0.0}
@@ -87,9 +97,9 @@ def _platt(slope: float) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (_set("calibration.y.*", NAN), "calibration values"),
-        (_set("calibration.y.0", -0.5), "within [0, 1]"),
-        (_set("calibration.x.-1", float("inf")), "calibration breakpoints"),
+        (_isotonic("y.*", NAN), "calibration values"),
+        (_isotonic("y.0", -0.5), "within [0, 1]"),
+        (_isotonic("x.-1", float("inf")), "calibration breakpoints"),
         (_platt(NAN), "calibration"),
         (_platt(-1.0), "slope must be positive"),
         (_set("tiers.high", NAN), "tiers"),
@@ -177,9 +187,7 @@ def test_write_bundle_refuses_a_bundle_that_cannot_score(tiny_bundle: Path, tmp_
     bundle = load_bundle(tiny_bundle)
     broken = dataclasses.replace(
         bundle,
-        calibrator=Calibrator(
-            "isotonic", bundle.calibrator.x, np.full_like(bundle.calibrator.y, NAN)
-        ),
+        calibrator=Calibrator("isotonic", np.array([0.0, 0.5, 1.0]), np.full(3, NAN)),
     )
     with pytest.raises(BundleError, match="calibration values"):
         write_bundle(broken, tmp_path / "broken")

@@ -1,4 +1,5 @@
-"""LightGBM member: the focal-loss gradient, SMOTE on the training fold only, selection."""
+"""LightGBM member: the focal-loss gradient, SMOTE on the training rows only, the refit,
+monotone constraints."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import numpy as np
 import pytest
 
 from fraud_model.fusion import sigmoid
-from training.modelling.classifier import ClassifierConfig, focal_gradient, select_classifier, smote
+from training.modelling.classifier import (
+    ClassifierConfig,
+    focal_gradient,
+    refit_classifier,
+    smote,
+    training_params,
+)
 
 
 def _focal_loss(margin: np.ndarray, y: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
@@ -39,16 +46,19 @@ def test_smote_only_adds_synthetic_minority_rows() -> None:
     assert np.array_equal(x_res[: len(x)], x)
 
 
-def test_selection_keeps_the_best_validation_auprc() -> None:
+def test_refit_with_the_folds_rounds_has_exactly_that_many_trees() -> None:
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(6_000, 5))
-    y = (x[:, 0] + 0.5 * rng.normal(size=6_000) > 2.2).astype(int)
-    config = ClassifierConfig(max_rounds=40, early_stopping_rounds=10, min_child_samples=10)
-    best, comparison = select_classifier(
-        x[:4000], y[:4000], x[4000:], y[4000:], config, seed=0, threads=1, log=lambda _: None
-    )
-    assert set(comparison) == {"none", "scale_pos_weight", "focal", "smote"}
-    assert best.val_auprc == max(c["val_auprc"] for c in comparison.values()) or (
-        best.val_auprc == pytest.approx(max(c["val_auprc"] for c in comparison.values()), abs=1e-5)
-    )
-    assert best.val_auprc > 0.5
+    x = rng.normal(size=(3_000, 5))
+    y = (x[:, 0] + 0.5 * rng.normal(size=3_000) > 2.0).astype(int)
+    config = ClassifierConfig(min_child_samples=10)
+    booster = refit_classifier("none", x, y, config, rounds=17, seed=0, threads=1)
+    assert booster.current_iteration() == 17
+
+
+def test_monotone_constraints_apply_only_to_named_features_present() -> None:
+    x, y = np.zeros((10, 3)), np.array([0, 1] * 5)
+    config = ClassifierConfig(monotone_increasing=("b", "absent"))
+    params, _, _ = training_params("none", x, y, config, 0, 1, ["a", "b", "c"])
+    assert params["monotone_constraints"] == [0, 1, 0]
+    params, _, _ = training_params("none", x, y, ClassifierConfig(), 0, 1, ["a", "b", "c"])
+    assert "monotone_constraints" not in params

@@ -18,6 +18,7 @@ import yaml
 
 from fraud_model.bundle import load_bundle
 from training import external
+from training.inputs import public_data
 from training.inputs.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,8 @@ def _small_params(directory: Path) -> Path:
     train["classifier"]["max_rounds"] = 50
     train["classifier"]["early_stopping_rounds"] = 10
     train["classifier"]["imbalance"] = ["none", "scale_pos_weight"]
+    train["search"]["classifier"] = {"trials": 1, "timeout_seconds": None}
+    train["search"]["autoencoder"] = {"trials": 0, "timeout_seconds": None}
     train["decision"]["alert_budget_per_day"] = 1000
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -171,7 +174,7 @@ def test_point_in_time_join_takes_latest_snapshot_within_ttl() -> None:
         }
     )
     shuffled = transactions.iloc[[3, 0, 7, 5, 1, 6, 2, 4]].reset_index(drop=True)
-    joined = external.point_in_time_join(shuffled, snapshots, "customer_id")
+    joined = public_data.point_in_time_join(shuffled, snapshots, "customer_id")
     expected = dict(zip(at, [np.nan, 1.0, 2.0, np.nan, 5.0, 5.0, np.nan, 30.0], strict=True))
     offsets = (shuffled["timestamp"] - day) / pd.Timedelta(days=1)
     np.testing.assert_array_equal(joined["value"].to_numpy(), [expected[o] for o in offsets])

@@ -58,7 +58,7 @@ def test_the_card_copies_every_number_exactly(project: Path) -> None:
     training = card["training"]
     assert training["data_version"] == "19295a576abc48ce699e4502425d117a.dir"
     assert training["trained_at"] == "2026-11-23T07:40:34+00:00"
-    assert training["rows"] == {"train": 167075, "validation": 55250}
+    assert training["rows"] == {"training_time": 222325, "refit": 222325}
     assert training["validation_auprc"] == {
         "ae": 0.4178,
         "classifier": 0.85926,
@@ -102,7 +102,82 @@ def test_the_card_copies_every_number_exactly(project: Path) -> None:
         "critical": "decline",
     }
     assert "within 100 per day" in basis["explanation"]
-    assert "validation cost 21,793 against 194,899" in basis["explanation"]
+    assert "out-of-fold cost 21,793 against 194,899" in basis["explanation"]
+
+
+def test_the_card_says_how_the_model_was_chosen(project: Path) -> None:
+    card = run(project)
+    selection = card["selection"]
+    train = metrics_files(card["bundle_version"])["train"]
+    assert selection["title"] == "How the model was chosen"
+    folds = selection["folds"]
+    assert (folds["window_days"], folds["gap_days"], folds["refit"]) == (5, 7, True)
+    assert [(f["fold"], f["window_rows"], f["window_fraud"]) for f in folds["folds"]] == [
+        (1, 1511, 22),
+        (2, 1510, 27),
+    ]
+    assert folds["folds"] == train["selection"]["folds"]
+    search = selection["search"]
+    assert (search["seed"], search["pruning"]) == (17, True)
+    assert {k: search["classifier"][k] for k in ("trials", "complete", "pruned", "seconds")} == {
+        "trials": 24,
+        "complete": 19,
+        "pruned": 5,
+        "seconds": 412.3,
+    }
+    assert search["autoencoder"]["budget"] == {"trials": 0, "timeout_seconds": 300.0}
+
+    imbalance = selection["imbalance"]
+    assert imbalance["kept"] == "smote"
+    assert imbalance["mean_fold_auprc"] == train["classifier"]["imbalance_comparison"]
+    assert imbalance["why"] == (
+        "smote had the best mean fold AUPRC of any strategy's best trial (0.7311; "
+        "next none 0.7167)."
+    )
+    monotone = selection["monotone"]
+    assert monotone["kept"] == "off"
+    assert "with them scored 0.7010 mean fold AUPRC, without them 0.7311" in monotone["why"]
+    fusion = selection["fusion"]
+    assert fusion["kept"] == "stacking"
+    assert fusion["candidates"] == train["ensemble"]["candidates"]
+    assert (
+        "(0.7350 ± 0.1350; autoencoder_only 0.4684, classifier_only 0.7167, weighted "
+        in (fusion["why"])
+    )
+    calibration = selection["calibration"]
+    assert calibration["kept"] == "platt"
+    assert calibration["brier"]["isotonic"]["mean"] == 0.00829
+    assert (
+        "lowest leave-one-fold-out Brier score (0.00737; isotonic 0.00829)" in (calibration["why"])
+    )
+    assert selection["rounds"] == 38
+
+    ablation = selection["ablation"]
+    assert ablation["folds"] == train["ensemble"]["ablation"]
+    assert ablation["test"]["kept"]["auprc"] == 0.8425
+    assert ablation["test"]["classifier_only"]["auprc"] == 0.84316
+    assert ablation["why"] == (
+        "On the folds the autoencoder adds +0.0183 AUPRC to the classifier alone. On the "
+        "test set the kept model scores 0.8425 AUPRC against 0.8432 for the classifier alone "
+        "(-0.0007)."
+    )
+
+
+def test_reports_from_before_the_search_name_their_stage(project: Path) -> None:
+    path = project / "metrics/evaluate.json"
+    evaluate = json.loads(path.read_text())
+    del evaluate["ablation"]
+    path.write_text(json.dumps(evaluate))
+    with pytest.raises(ValueError, match=r"evaluate.json lacks ablation: run `dvc repro evaluate`"):
+        run(project)
+    path = project / "metrics/train.json"
+    train = json.loads(path.read_text())
+    del train["selection"], train["search"]
+    path.write_text(json.dumps(train))
+    with pytest.raises(
+        ValueError, match=r"train.json lacks selection, search: run `dvc repro train`"
+    ):
+        run(project)
 
 
 def test_the_gate_is_the_evaluate_stages_record(project: Path) -> None:
@@ -296,7 +371,7 @@ def test_fixed_tiers_are_explained_as_fixed(project: Path) -> None:
     basis = run(project)["cost_basis"]
     assert basis["optimised"] is False
     assert "fixed `train.decision.tiers`" in basis["explanation"]
-    assert "validation cost 47,873 against 194,899" in basis["explanation"]
+    assert "out-of-fold cost 47,873 against 194,899" in basis["explanation"]
     assert "alerts_per_day" not in basis["validation"]
 
 

@@ -44,6 +44,15 @@ class Frame:
     def subset(self, mask: np.ndarray) -> Frame:
         return Frame(self.x[mask], self.y[mask], self.meta[mask].reset_index(drop=True))
 
+    @classmethod
+    def concat(cls, frames: list[Frame]) -> Frame:
+        """Parts one after another (train then validation: still in time order)."""
+        return cls(
+            np.concatenate([f.x for f in frames]),
+            np.concatenate([f.y for f in frames]),
+            pd.concat([f.meta for f in frames], ignore_index=True),
+        )
+
     def with_labels(self, y: np.ndarray) -> Frame:
         return Frame(self.x, np.asarray(y, dtype=np.int8), self.meta)
 

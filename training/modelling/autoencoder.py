@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fraud_model.autoencoder import DenseAutoencoder
+from fraud_model.autoencoder import AnomalyNormalizer, DenseAutoencoder, Standardizer
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class AutoencoderConfig:
     patience: int = 3
     max_train_rows: int = 100_000
     score_quantiles: int = 201
+    # Legitimate rows held out of the fit: its early stopping, and the legitimate error
+    # quantiles that turn an error into a score (rows the network never saw).
+    holdout_share: float = 0.1
+    max_holdout_rows: int = 20_000
 
 
 def _tensorflow(threads: int) -> Any:
@@ -108,3 +112,45 @@ def keras_reconstruct(model: Any, standardised: np.ndarray) -> np.ndarray:
     """Keras's own reconstruction (the reference for the NumPy parity check)."""
     out: np.ndarray = model.predict(standardised.astype(np.float32), verbose=0, batch_size=4096)
     return out
+
+
+@dataclass(frozen=True)
+class AutoencoderMember:
+    """A fitted autoencoder with what scoring needs: input scaling and score quantiles."""
+
+    standardizer: Standardizer
+    autoencoder: DenseAutoencoder
+    anomaly: AnomalyNormalizer
+    keras_model: Any
+    report: dict[str, Any]
+
+    def errors(self, filled: np.ndarray) -> np.ndarray:
+        """Mean squared reconstruction error of imputed rows (as the scorer computes it)."""
+        standardised = self.standardizer.transform(filled)
+        reconstructed = self.autoencoder.reconstruct(standardised)
+        out: np.ndarray = np.mean(np.square(reconstructed - standardised), axis=1)
+        return out
+
+
+def fit_member(
+    legit: np.ndarray, config: AutoencoderConfig, seed: int, threads: int
+) -> AutoencoderMember:
+    """Fit on imputed legitimate rows: a seeded holdout stops it early and fits the score
+    quantiles; the standardiser is fitted on the rest."""
+    rng = np.random.default_rng(seed)
+    n_holdout = int(min(config.max_holdout_rows, max(1, round(config.holdout_share * len(legit)))))
+    order = rng.permutation(len(legit))
+    holdout, rest = legit[order[:n_holdout]], legit[order[n_holdout:]]
+    standardizer = Standardizer.fit(rest)
+    keras_model, report = fit_autoencoder(
+        standardizer.transform(rest), standardizer.transform(holdout), config, seed, threads
+    )
+    member = AutoencoderMember(
+        standardizer=standardizer,
+        autoencoder=export_autoencoder(keras_model),
+        anomaly=AnomalyNormalizer(np.array([0.0, 1.0])),
+        keras_model=keras_model,
+        report={**report, "holdout_rows": n_holdout},
+    )
+    anomaly = AnomalyNormalizer.fit(member.errors(holdout), config.score_quantiles)
+    return AutoencoderMember(standardizer, member.autoencoder, anomaly, keras_model, member.report)

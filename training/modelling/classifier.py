@@ -1,9 +1,10 @@
 """The LightGBM member and the class-imbalance strategies it is trained with.
 
-Four strategies are compared on validation AUPRC (the winner is kept, the comparison
-recorded): no reweighting, ``scale_pos_weight`` = negatives / positives, a focal-loss
-objective (alpha 0.75, gamma 2), and SMOTE oversampling of the training fold only.
-Every model stops early on validation average precision.
+Four strategies: no reweighting, ``scale_pos_weight`` = negatives / positives, a
+focal-loss objective (alpha 0.75, gamma 2), and SMOTE oversampling of the training rows
+only. The search (:mod:`training.modelling.search`) chooses among them on the time folds;
+a fold's model stops early on its window's average precision, and the final model is
+refitted on all training time with the folds' number of trees.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.metrics import average_precision_score
 from fraud_model.fusion import sigmoid
 
 IMBALANCE_METHODS = ("none", "scale_pos_weight", "focal", "smote")
+MONOTONE_MODES = ("search", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,17 @@ class ClassifierConfig:
     max_rounds: int = 1500
     early_stopping_rounds: int = 100
     # Features whose increase may never lower the classifier's score (a business rule:
-    # a larger amount must not make a transaction look safer).
+    # a larger amount must not make a transaction look safer) ...
     monotone_increasing: tuple[str, ...] = ()
+    # ... enforced ("on"), left out ("off"), or kept only if the time folds favour it.
+    monotone: str = "search"
 
     def __post_init__(self) -> None:
         unknown = set(self.imbalance) - set(IMBALANCE_METHODS)
         if unknown or not self.imbalance:
             raise ValueError(f"imbalance methods must be among {IMBALANCE_METHODS}: {unknown}")
+        if self.monotone not in MONOTONE_MODES:
+            raise ValueError(f"monotone must be one of {MONOTONE_MODES}, got {self.monotone!r}")
 
 
 def focal_gradient(margin: np.ndarray, y: np.ndarray, alpha: float, gamma: float) -> np.ndarray:
@@ -117,8 +123,41 @@ class FittedClassifier:
     method: str
     booster: lgb.Booster
     val_auprc: float
+    val_margin: np.ndarray
     best_iteration: int
     seconds: float
+
+
+def training_params(
+    method: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: ClassifierConfig,
+    seed: int,
+    threads: int,
+    feature_names: list[str],
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """LightGBM parameters for an imbalance strategy, and the rows to train on (SMOTE adds
+    synthetic frauds to the training rows only)."""
+    params = base_params(config, seed, threads)
+    if method == "scale_pos_weight":
+        params["scale_pos_weight"] = (len(y) - y.sum()) / max(1, y.sum())
+    elif method == "focal":
+        params["objective"] = focal_objective(config.focal_alpha, config.focal_gamma)
+    elif method == "smote":
+        x, y = smote(x, y, config, seed)
+    elif method != "none":
+        raise ValueError(f"unknown imbalance method {method!r}")
+    constrained = set(config.monotone_increasing) & set(feature_names)  # absent elsewhere
+    if constrained and config.monotone != "off":
+        params["monotone_constraints"] = [
+            int(n in config.monotone_increasing) for n in feature_names
+        ]
+    return params, x, y
+
+
+def _names(x: np.ndarray, feature_names: list[str] | None) -> list[str]:
+    return feature_names or [f"f{i}" for i in range(x.shape[1])]
 
 
 def fit_classifier(
@@ -134,18 +173,10 @@ def fit_classifier(
 ) -> FittedClassifier:
     """Fit one LightGBM model with an imbalance strategy, early-stopped on validation AUPRC."""
     started = time.perf_counter()
-    params = base_params(config, seed, threads)
-    if method == "scale_pos_weight":
-        params["scale_pos_weight"] = (len(y_train) - y_train.sum()) / max(1, y_train.sum())
-    elif method == "focal":
-        params["objective"] = focal_objective(config.focal_alpha, config.focal_gamma)
-    elif method == "smote":
-        x_train, y_train = smote(x_train, y_train, config, seed)
-    elif method != "none":
-        raise ValueError(f"unknown imbalance method {method!r}")
-    names = feature_names or [f"f{i}" for i in range(x_train.shape[1])]
-    if set(config.monotone_increasing) & set(names):  # absent names (other schemas) are skipped
-        params["monotone_constraints"] = [int(n in config.monotone_increasing) for n in names]
+    names = _names(x_train, feature_names)
+    params, x_train, y_train = training_params(
+        method, x_train, y_train, config, seed, threads, names
+    )
     train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
     val_set = lgb.Dataset(x_val, label=y_val, reference=train_set)
     booster = lgb.train(
@@ -163,40 +194,26 @@ def fit_classifier(
         method=method,
         booster=booster,
         val_auprc=float(average_precision_score(y_val, margin)),
+        val_margin=np.asarray(margin, dtype=np.float64),
         best_iteration=int(booster.current_iteration()),
         seconds=round(time.perf_counter() - started, 1),
     )
 
 
-def select_classifier(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+def refit_classifier(
+    method: str,
+    x: np.ndarray,
+    y: np.ndarray,
     config: ClassifierConfig,
+    rounds: int,
     seed: int,
     threads: int,
     feature_names: list[str] | None = None,
-    log: Callable[[str], None] = print,
-) -> tuple[FittedClassifier, dict[str, dict[str, float]]]:
-    """Fit every configured imbalance strategy; keep the best on validation AUPRC."""
-    fitted = []
-    for method in config.imbalance:
-        model = fit_classifier(
-            method, x_train, y_train, x_val, y_val, config, seed, threads, feature_names
-        )
-        log(
-            f"  classifier[{method}]: validation AUPRC {model.val_auprc:.4f}, "
-            f"{model.best_iteration} trees, {model.seconds}s"
-        )
-        fitted.append(model)
-    best = max(fitted, key=lambda m: m.val_auprc)
-    comparison = {
-        m.method: {
-            "val_auprc": round(m.val_auprc, 5),
-            "trees": m.best_iteration,
-            "seconds": m.seconds,
-        }
-        for m in fitted
-    }
-    return best, comparison
+) -> lgb.Booster:
+    """The same model on all training rows, with the number of trees the folds chose."""
+    names = _names(x, feature_names)
+    params, x, y = training_params(method, x, y, config, seed, threads, names)
+    train_set = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
+    booster = lgb.train(params, train_set, num_boost_round=max(1, rounds))
+    booster.free_dataset()
+    return lgb.Booster(model_str=booster.model_to_string())

@@ -1,9 +1,18 @@
-"""Fusing the two members and calibrating the result, both fitted on validation (used by
-:func:`training.modelling.fit.train_ensemble`)."""
+"""Choosing how the members are fused and how the result is calibrated, on the time folds'
+out-of-fold scores (used by :func:`training.modelling.fit.train_ensemble`).
+
+The candidates include each member alone, so the kept model is never below its own parts
+on the folds: "classifier only" (weight 0), "autoencoder only" (weight 1), the weighted
+average at the best weight of a grid (a hyperparameter, judged like any other by its mean
+over folds) and stacking. Stacking's coefficients are fitted, so each fold's value comes
+from coefficients fitted on the other folds' windows (leave one fold out); with one fold
+they are fitted and judged on the same window, which the report says.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -12,17 +21,39 @@ from sklearn.metrics import average_precision_score
 
 from fraud_model.calibration import Calibrator
 from fraud_model.fusion import Fusion
-from fraud_model.scorer import ScoreBatch
 
-FUSION_METHODS = ("auto", "weighted", "stacking")
-
-
-def _auprc(y: np.ndarray, fusion: Fusion, scores: ScoreBatch) -> float:
-    fused = fusion(scores.ae_score, scores.clf_margin, scores.ae_error)
-    return float(average_precision_score(y, fused))
+# Simplest first: on a tie the earlier candidate is kept.
+CANDIDATES = ("classifier_only", "weighted", "stacking", "autoencoder_only")
+FUSION_METHODS = ("auto", *CANDIDATES)
+CALIBRATION_METHODS = ("auto", "isotonic", "platt")
 
 
-def fit_stacking(scores: ScoreBatch, y: np.ndarray) -> Fusion:
+class MemberScores(Protocol):
+    @property
+    def clf_margin(self) -> np.ndarray: ...
+
+    @property
+    def ae_error(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """The scorer's outputs for one fold's window, from that fold's members."""
+
+    clf_margin: np.ndarray
+    ae_score: np.ndarray
+    ae_error: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def pooled(cls, windows: list[WindowScores]) -> WindowScores:
+        return cls(*(np.concatenate([getattr(w, f.name) for w in windows]) for f in fields(cls)))
+
+    def fused(self, fusion: Fusion) -> np.ndarray:
+        return fusion(self.ae_score, self.clf_margin, self.ae_error)
+
+
+def fit_stacking(scores: MemberScores, y: np.ndarray) -> Fusion:
     """Logistic regression on the classifier's log-odds and the log reconstruction error.
 
     A member with a negative weight would make a riskier-looking transaction (a larger
@@ -45,47 +76,104 @@ def fit_stacking(scores: ScoreBatch, y: np.ndarray) -> Fusion:
     )
 
 
-def choose_fusion(
-    scores: ScoreBatch,
-    y: np.ndarray,
-    method: str,
-    default_weight: float,
-    grid_step: float,
-) -> tuple[Fusion, dict[str, Any]]:
-    """The fusion used in the bundle, and validation AUPRC of every candidate on record.
+def _others(windows: list[WindowScores], k: int) -> WindowScores:
+    """Every window but the ``k``-th, pooled (the ``k``-th itself when it is the only one)."""
+    rest = [w for i, w in enumerate(windows) if i != k] or [windows[k]]
+    return WindowScores.pooled(rest)
 
-    Candidates: the default weighted average, the best weight on a grid (0 = classifier
-    alone, 1 = autoencoder alone), and stacking. ``method`` forces one kind; ``auto`` keeps
-    the candidate with the best validation AUPRC.
-    """
+
+def _auprc(window: WindowScores, fusion: Fusion) -> float:
+    return float(average_precision_score(window.y, window.fused(fusion)))
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {"folds": values, "mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+def choose_fusion(
+    windows: list[WindowScores], method: str, default_weight: float, grid_step: float
+) -> tuple[Fusion, dict[str, Any]]:
+    """The fusion for the bundle, every candidate's window AUPRC per fold, and the
+    autoencoder's ablation (the kept model with and without it)."""
     if method not in FUSION_METHODS:
         raise ValueError(f"fusion method must be one of {FUSION_METHODS}")
-    grid = sorted(
-        set(np.round(np.arange(0.0, 1.0 + 1e-9, grid_step), 4).tolist())
-        | {round(default_weight, 4)}
-    )
-    by_weight = {f"{w:.2f}": _auprc(y, Fusion("weighted", ae_weight=w), scores) for w in grid}
-    best_weight = max(grid, key=lambda w: (by_weight[f"{w:.2f}"], -abs(w - default_weight)))
-    candidates = {
-        "weighted_default": Fusion("weighted", ae_weight=default_weight),
-        "weighted_tuned": Fusion("weighted", ae_weight=float(best_weight)),
-        "stacking": fit_stacking(scores, y),
+    grid = [
+        w
+        for w in sorted(
+            set(np.round(np.arange(0.0, 1.0 + 1e-9, grid_step), 4).tolist())
+            | {round(default_weight, 4)}
+        )
+        if 0.0 < w < 1.0
+    ]
+    by_weight = {
+        w: float(np.mean([_auprc(win, Fusion("weighted", ae_weight=w)) for win in windows]))
+        for w in grid
     }
-    auprc = {name: _auprc(y, fusion, scores) for name, fusion in candidates.items()}
-    if method == "weighted":
-        chosen = "weighted_tuned"
-    elif method == "stacking":
-        chosen = "stacking"
+    weight = max(grid, key=lambda w: (by_weight[w], -abs(w - default_weight)))
+    fixed = {
+        "classifier_only": Fusion("weighted", ae_weight=0.0),
+        "weighted": Fusion("weighted", ae_weight=float(weight)),
+        "autoencoder_only": Fusion("weighted", ae_weight=1.0),
+    }
+    per_fold = {name: [_auprc(w, f) for w in windows] for name, f in fixed.items()}
+    per_fold["stacking"] = [
+        _auprc(w, fit_stacking(_others(windows, k), _others(windows, k).y))
+        for k, w in enumerate(windows)
+    ]
+    candidates = {name: _spread(per_fold[name]) for name in CANDIDATES}
+    if method == "auto":
+        chosen = max(CANDIDATES, key=lambda n: (candidates[n]["mean"], -CANDIDATES.index(n)))
     else:
-        chosen = max(auprc, key=lambda name: auprc[name])
+        chosen = method
+    pooled = WindowScores.pooled(windows)
+    fusion = fit_stacking(pooled, pooled.y) if chosen == "stacking" else fixed[chosen]
+    kept = candidates[chosen]["mean"]
     report = {
         "method": method,
         "chosen": chosen,
-        "fusion": candidates[chosen].to_dict(),
-        "validation_auprc": auprc,
-        "validation_auprc_by_ae_weight": by_weight,
+        "fusion": fusion.to_dict(),
+        "candidates": candidates,
+        "stacking_in_sample": len(windows) == 1,
+        "weighted_auprc_by_ae_weight": {f"{w:.2f}": round(v, 5) for w, v in by_weight.items()},
+        "ablation": {
+            "with_autoencoder": kept,
+            "without_autoencoder": candidates["classifier_only"]["mean"],
+            "autoencoder_only": candidates["autoencoder_only"]["mean"],
+            "autoencoder_gain": kept - candidates["classifier_only"]["mean"],
+        },
     }
-    return candidates[chosen], report
+    return fusion, report
+
+
+def brier(y: np.ndarray, probability: np.ndarray) -> float:
+    return float(np.mean((probability - y) ** 2))
+
+
+def choose_calibration(
+    fused: list[np.ndarray], ys: list[np.ndarray], method: str
+) -> tuple[Calibrator, dict[str, Any]]:
+    """Isotonic or Platt: with ``auto`` and several folds, the one with the lower mean
+    Brier score on each window when fitted on the other windows; fitted on all windows."""
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}")
+    compared: dict[str, Any] = {}
+    if method == "auto" and len(fused) > 1:
+        for name in ("isotonic", "platt"):
+            values = []
+            for k in range(len(fused)):
+                rest = [i for i in range(len(fused)) if i != k]
+                calibrator = fit_calibrator(
+                    np.concatenate([fused[i] for i in rest]),
+                    np.concatenate([ys[i] for i in rest]),
+                    name,
+                )
+                values.append(brier(ys[k], calibrator(fused[k])))
+            compared[name] = _spread(values)
+        chosen = min(compared, key=lambda n: compared[n]["mean"])
+    else:
+        chosen = "isotonic" if method == "auto" else method
+    calibrator = fit_calibrator(np.concatenate(fused), np.concatenate(ys), chosen)
+    return calibrator, {"method": method, "chosen": chosen, "brier": compared}
 
 
 def fit_calibrator(fused: np.ndarray, y: np.ndarray, method: str) -> Calibrator:

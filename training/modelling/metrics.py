@@ -41,6 +41,13 @@ def _daily_top(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) -> pd.
     return frame.sort_values("score", ascending=False, kind="stable").groupby("day").head(k)
 
 
+def daily_alerts(score: np.ndarray, day: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the rows among their day's ``k`` highest scores (the reviewed ones)."""
+    alert = np.zeros(len(score), dtype=bool)
+    alert[_daily_top(np.zeros(len(score)), score, day, k).index.to_numpy()] = True
+    return alert
+
+
 def precision_at_k(y: np.ndarray, score: np.ndarray, day: np.ndarray, k: int) -> float:
     """Mean over days of the fraud share among the day's ``k`` highest scores."""
     return float(_daily_top(y, score, day, k).groupby("day")["y"].mean().mean())
@@ -112,12 +119,14 @@ def curve_points(
 
 def rounded(values: dict[str, Any], digits: int = 5) -> dict[str, Any]:
     """Round floats for stable, readable metrics files."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out[key] = rounded(value, digits)
-        elif isinstance(value, float):
-            out[key] = round(value, digits)
-        else:
-            out[key] = value
-    return out
+    return {key: _round(value, digits) for key, value in values.items()}
+
+
+def _round(value: Any, digits: int) -> Any:
+    if isinstance(value, dict):
+        return rounded(value, digits)
+    if isinstance(value, list | tuple):
+        return [_round(v, digits) for v in value]
+    if isinstance(value, float | np.floating):
+        return round(float(value), digits)
+    return value
