@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser containers images screenshots demo test test-fast lint format data features feast-ui train pipeline external serve batch audit bench soak loadtest k8s-validate abuse e2e clean
+.PHONY: help install browser containers images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -159,6 +159,10 @@ pipeline: features ## The whole DVC pipeline, including the label-poisoning stud
 
 external: install ## Train and evaluate on a public data set: make external SCHEMA=handbook DATA=file.csv.gz
 	$(PY) -m training.external --schema $(SCHEMA) --data $(DATA) --out metrics/external_$(SCHEMA).json
+
+quality-bench: install ## Quality benchmark: pipeline vs LightGBM tuned/defaults on v0, v1, scenarios, QUALITY_ARGS="--external handbook:f.csv"
+	$(BIN)/dvc repro training_set
+	$(PY) -m training.benchmark $(QUALITY_ARGS)
 
 serve: train ## Bring data, features and the bundle up to date (DVC), then serve on HOST:PORT with WORKERS workers
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(PY) -m app

@@ -110,7 +110,8 @@ def summary(root: Path = ROOT) -> dict[str, dict[str, int]]:
     return {package: dict(counts) for package, counts in sorted(table.items())}
 
 
-# Training stages: the modules dvc.yaml runs (`python -m training.<stage>`), plus `external`.
+# Training stages: the modules dvc.yaml runs (`python -m training.<stage>`), plus `external`
+# and `benchmark`.
 def stage_modules(root: Path = ROOT) -> set[str]:
     """``training.<stage>`` for every ``cmd: python -m training.<stage>`` of dvc.yaml."""
     text = (root / "dvc.yaml").read_text(encoding="utf-8")
@@ -119,7 +120,7 @@ def stage_modules(root: Path = ROOT) -> set[str]:
         for line in text.splitlines()
         if "python -m training." in line
     }
-    return stages | {"training.external"}
+    return stages | {"training.external", "training.benchmark"}
 
 
 def violations(root: Path = ROOT) -> list[str]:
