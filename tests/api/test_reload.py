@@ -53,7 +53,9 @@ def _edit_spec(directory: Path, change: Callable[[dict[str, Any]], None]) -> Non
 
 
 def _nan_calibration(spec: dict[str, Any]) -> None:
-    spec["calibration"]["y"] = [float("nan")] * len(spec["calibration"]["y"])
+    """An isotonic map of NaNs (whichever calibration the tiny run kept)."""
+    nan = float("nan")
+    spec["calibration"] = {"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [nan] * 3}
 
 
 def _reversed_features(spec: dict[str, Any]) -> None:
