@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from training.inputs import public_data as data
 from training.inputs.frames import Frame, available_cores, load_parts
@@ -178,19 +177,15 @@ def external_run(
     if schema not in data.SCHEMAS or not path:
         raise SystemExit(f"benchmark: --external wants SCHEMA:PATH with SCHEMA in {data.SCHEMAS}")
     dataset = data.build_dataset(data.read_table(Path(path), schema), schema, params)
-    frame = dataset.frame
     gap_days = data.default_gap_days(schema, params)
-    fraction = data.DEFAULT_TEST_FRACTION
-    timestamps = pd.to_datetime(frame.meta["timestamp"], utc=True)
-    edges = data.split_boundaries(timestamps.min(), timestamps.max(), fraction, gap_days)
-    parts = data.time_split(timestamps, fraction, gap_days)
-    data.check_parts(data.describe_parts(frame, parts))
-    dev = Frame.concat([frame.subset(parts == p) for p in ("train", "validation")])
-    folds = external_folds(config.selection, edges, gap_days)
+    split = data.split_by_time(dataset.frame, data.DEFAULT_TEST_FRACTION, gap_days)
+    data.check_parts(split.summary)
+    dev = split.training_time
+    folds = external_folds(config.selection, split.edges, gap_days)
     name = f"{schema}:{Path(path).name}"
     log(f"{name}: training on {len(dev):,} rows")
     models = train_models(dev, dataset.features, replace(config, selection=folds), threads)
-    test = frame.subset(parts == "test")
+    test = split.part("test")
     return evaluate(name, test, models, k, config.decision.cost, has_cards=schema != "ulb")
 
 

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fraud_model.bundle import ModelBundle, load_bundle
-from fraud_model.scorer import EnsembleScorer
+from fraud_model.scorer import EnsembleScorer, ScoreBatch
 from training.inputs.frames import Frame, available_cores, load_parts
 from training.inputs.params import load_params
 from training.modelling import metrics as m
@@ -31,17 +33,16 @@ def write_plots(curves: dict[str, Any], directory: Path) -> None:
         (directory / f"{name}.json").write_text(json.dumps(curves[name], indent=1) + "\n")
 
 
-def ablation(scorer: EnsembleScorer, frame: Frame) -> dict[str, Any]:
+def ablation(y: np.ndarray, batch: ScoreBatch) -> dict[str, Any]:
     """AUPRC and ROC-AUC of the kept model (its served probability), of the classifier
     member alone (its margin) and of the autoencoder alone, and the kept model's gain."""
-    batch = scorer.score(frame.x)
-    kept = m.ranking(frame.y, batch.probability)
-    classifier = m.ranking(frame.y, batch.clf_margin)
+    kept = m.ranking(y, batch.probability)
+    classifier = m.ranking(y, batch.clf_margin)
     return m.rounded(
         {
             "kept": kept,
             "classifier_only": classifier,
-            "autoencoder_only": m.ranking(frame.y, batch.ae_score),
+            "autoencoder_only": m.ranking(y, batch.ae_score),
             "gain_over_classifier": {k: kept[k] - classifier[k] for k in kept},
         }
     )
@@ -164,19 +165,17 @@ def main(argv: list[str] | None = None) -> None:
     scorer = EnsembleScorer(bundle, available_cores())
     features, v0 = load_parts(args.training_set, "v0", ("test",))
     _, v1 = load_parts(args.training_set, "v1", ("after",))
-    test, curves = evaluate_frame(
-        scorer, v0["test"], section["precision_at_k"], section["calibration_bins"]
-    )
-    drifted, _ = evaluate_frame(
-        scorer, v1["after"], section["precision_at_k"], section["calibration_bins"]
-    )
+    k, bins = section["precision_at_k"], section["calibration_bins"]
+    test_batch, drifted_batch = scorer.score(v0["test"].x), scorer.score(v1["after"].x)
+    test, curves = evaluate_frame(scorer, v0["test"], k, bins, test_batch)
+    drifted, _ = evaluate_frame(scorer, v1["after"], k, bins, drifted_batch)
     results = {
         "bundle_version": bundle.version,
         "test": test,
         "drifted_v1": drifted,
         "ablation": {
-            "test": ablation(scorer, v0["test"]),
-            "drifted_v1": ablation(scorer, v1["after"]),
+            "test": ablation(v0["test"].y, test_batch),
+            "drifted_v1": ablation(v1["after"].y, drifted_batch),
         },
     }
     args.metrics.parent.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from training.inputs.frames import Frame, available_cores
 from training.inputs.params import load_params
 from training.inputs.public_data import (
@@ -50,10 +48,8 @@ from training.inputs.public_data import (
     build_dataset,
     check_parts,
     default_gap_days,
-    describe_parts,
     read_table,
-    split_boundaries,
-    time_split,
+    split_by_time,
 )
 from training.modelling.folds import external_folds
 
@@ -111,20 +107,18 @@ def main(argv: list[str] | None = None) -> None:
     log("external: computing features")
     dataset = build_dataset(raw, args.schema, params)
     del raw
-    frame, features = dataset.frame, dataset.features
-    timestamps = pd.to_datetime(frame.meta["timestamp"], utc=True)
-    edges = split_boundaries(timestamps.min(), timestamps.max(), args.test_fraction, gap_days)
-    parts = time_split(timestamps, args.test_fraction, gap_days)
-    summary = describe_parts(frame, parts)
+    features = dataset.features
+    split = split_by_time(dataset.frame, args.test_fraction, gap_days)
+    summary, edges = split.summary, split.edges
     phases["features"] = time.perf_counter() - mark
     log(
         f"external: {len(features)} features in {phases['features']:.1f}s; "
         + ", ".join(f"{p} {s['rows']:,} rows ({s['fraud']:,} fraud)" for p, s in summary.items())
     )
     check_parts(summary)
-    train, val, test = (frame.subset(parts == p) for p in ("train", "validation", "test"))
+    train, val, test = (split.part(p) for p in ("train", "validation", "test"))
     dev = Frame.concat([train, val])
-    del frame
+    del dataset, split
 
     mark = time.perf_counter()
     threads = available_cores()

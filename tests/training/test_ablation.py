@@ -18,7 +18,7 @@ def test_the_ablation_equals_independent_metrics(tiny_trained: Any) -> None:
     test = parts["test"]
     scorer = EnsembleScorer(result.bundle, 1)
     batch = scorer.score(test.x)
-    found = ablation(scorer, test)
+    found = ablation(test.y, batch)
     scores = {
         "kept": batch.probability,
         "classifier_only": batch.clf_margin,

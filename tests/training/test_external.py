@@ -126,7 +126,7 @@ def _check_metrics(result: dict[str, Any], gap_days: float) -> None:
 def test_time_split_orders_parts_and_keeps_the_gap() -> None:
     start = pd.Timestamp("2020-01-01", tz="UTC")
     ts = pd.Series(start + pd.to_timedelta(np.linspace(0, 100, 10_001), unit="D"))
-    parts = external.time_split(ts, test_fraction=0.2, gap_days=7)
+    parts = public_data.time_split(ts, test_fraction=0.2, gap_days=7)
     days = ((ts - start) / pd.Timedelta(days=1)).to_numpy()
     assert set(parts) == {"train", "validation", "gap", "test"}
     assert days[parts == "test"].min() >= 80 and days[parts == "test"].max() == 100
@@ -143,7 +143,7 @@ def test_time_split_splits_the_time_span_not_the_rows() -> None:
     # 90 % of the rows fall in the first day of ten
     offsets = np.concatenate([np.linspace(0, 1, 9000), np.linspace(1, 10, 1000)])
     ts = start + pd.to_timedelta(offsets, unit="D")
-    parts = external.time_split(pd.Series(ts[::-1]), test_fraction=0.2, gap_days=0)
+    parts = public_data.time_split(pd.Series(ts[::-1]), test_fraction=0.2, gap_days=0)
     assert 150 < (parts == "test").sum() < 250  # ~ 2 days of 9 sparse ones, not 2000 rows
     assert (parts == "gap").sum() == 0
 
@@ -151,9 +151,9 @@ def test_time_split_splits_the_time_span_not_the_rows() -> None:
 def test_time_split_rejects_bad_fractions() -> None:
     ts = pd.Series(pd.date_range("2020-01-01", periods=10, freq="D", tz="UTC"))
     with pytest.raises(SystemExit, match="test-fraction"):
-        external.time_split(ts, test_fraction=1.5, gap_days=0)
+        public_data.time_split(ts, test_fraction=1.5, gap_days=0)
     with pytest.raises(SystemExit, match="gap-days"):
-        external.time_split(ts, test_fraction=0.2, gap_days=-1)
+        public_data.time_split(ts, test_fraction=0.2, gap_days=-1)
 
 
 def test_point_in_time_join_takes_latest_snapshot_within_ttl() -> None:

@@ -251,6 +251,33 @@ def describe_parts(frame: Frame, parts: np.ndarray) -> dict[str, dict[str, Any]]
     return summary
 
 
+@dataclass(frozen=True)
+class TimeParts:
+    """A frame split by time: its boundaries, each part's summary, and the part of every row."""
+
+    frame: Frame
+    parts: np.ndarray
+    edges: dict[str, pd.Timestamp]
+    summary: dict[str, dict[str, Any]]
+
+    def part(self, name: str) -> Frame:
+        return self.frame.subset(self.parts == name)
+
+    @property
+    def training_time(self) -> Frame:
+        """Train and validation, in time order: every row before the gap."""
+        return Frame.concat([self.part("train"), self.part("validation")])
+
+
+def split_by_time(frame: Frame, test_fraction: float, gap_days: float) -> TimeParts:
+    """The time split of a data set's frame (:func:`time_split`), summarised; callers
+    refuse an unusable one with :func:`check_parts`."""
+    timestamps = pd.to_datetime(frame.meta["timestamp"], utc=True)
+    edges = split_boundaries(timestamps.min(), timestamps.max(), test_fraction, gap_days)
+    parts = time_split(timestamps, test_fraction, gap_days)
+    return TimeParts(frame, parts, edges, describe_parts(frame, parts))
+
+
 def check_parts(summary: dict[str, dict[str, Any]]) -> None:
     """Refuse splits the ensemble cannot be trained or evaluated on."""
     for part in ("train", "validation", "test"):

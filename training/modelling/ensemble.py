@@ -117,8 +117,9 @@ def choose_fusion(
     }
     per_fold = {name: [_auprc(w, f) for w in windows] for name, f in fixed.items()}
     per_fold["stacking"] = [
-        _auprc(w, fit_stacking(_others(windows, k), _others(windows, k).y))
+        _auprc(w, fit_stacking(rest, rest.y))
         for k, w in enumerate(windows)
+        for rest in [_others(windows, k)]
     ]
     candidates = {name: _spread(per_fold[name]) for name in CANDIDATES}
     if method == "auto":

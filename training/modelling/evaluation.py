@@ -14,17 +14,19 @@ from typing import Any
 import numpy as np
 
 from fraud_model.fusion import Fusion
-from fraud_model.scorer import EnsembleScorer
+from fraud_model.scorer import EnsembleScorer, ScoreBatch
 from training.inputs.frames import Frame
 from training.modelling import metrics as m
 from training.modelling.decision import CostModel, decision_cost
 
 
 def evaluate_frame(
-    scorer: EnsembleScorer, frame: Frame, k: int, bins: int
+    scorer: EnsembleScorer, frame: Frame, k: int, bins: int, batch: ScoreBatch | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every test metric of a bundle on one frame, and its curves."""
-    batch = scorer.score(frame.x)
+    """Every test metric of a bundle on one frame (``batch``: its scores, when the caller
+    has them already), and its curves."""
+    if batch is None:
+        batch = scorer.score(frame.x)
     y, prob = frame.y, batch.probability
     days = frame.days
     amount = frame.meta["amount"].to_numpy(dtype=np.float64)

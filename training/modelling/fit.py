@@ -185,6 +185,7 @@ def _defend(
 def _out_of_fold(
     dev: Frame,
     features: list[str],
+    fills: np.ndarray,
     fold_data: list[FoldData],
     ae_search: SearchResult,
     clf_search: SearchResult,
@@ -196,7 +197,7 @@ def _out_of_fold(
     for data, ae, clf in zip(fold_data, ae_search.members, clf_search.members, strict=True):
         draft = ModelBundle(
             features=tuple(features),
-            fill_values=fill_values(features),
+            fill_values=fills,
             standardizer=ae.standardizer,
             autoencoder=ae.autoencoder,
             anomaly=ae.anomaly,
@@ -295,7 +296,7 @@ def train_ensemble(
         f"classifier {clf_search.study.best_params}"
     )
 
-    windows = _out_of_fold(dev, features, fold_data, ae_search, clf_search, config, threads)
+    windows = _out_of_fold(dev, features, fills, fold_data, ae_search, clf_search, config, threads)
     fusion, fusion_report = choose_fusion(
         windows, config.fusion, config.ae_weight, config.weight_grid_step
     )
