@@ -46,6 +46,8 @@ from app.services.loading import load_scoring
 from app.services.metrics import ServiceMetrics
 from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
+from app.services.record_shipper import RecordShipper
+from system_of_record.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,23 @@ def load_runtime(
         settings.audit_retention_hours,
         consecutive,
         every,
+        settings.record_spool_max_rows,
     )
+    store = open_store(
+        settings.record_target,
+        settings.record_password_file,
+        settings.record_connect_timeout_seconds,
+    )
+    shipper = RecordShipper(
+        store,
+        audit,
+        labels,
+        metrics,
+        settings.record_ship_batch,
+        settings.record_ship_interval_ms / 1000,
+        settings.record_jobs_refresh_seconds,
+    )
+    log.info("system of record", extra={"fields": {"target": store.target.describe()}})
     runtime = Runtime(
         settings=settings,
         model=scoring.model,
@@ -109,6 +127,7 @@ def load_runtime(
         service=scoring.service,
         labels=labels,
         audit=audit,
+        record=shipper,
         file_watch=FileWatch([audit.check, labels.check], settings.file_check_seconds),
         keys=api_keys(settings),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
@@ -157,6 +176,7 @@ def create_app(
             runtime.feature_health.start()
         if runtime.file_watch is not None:
             runtime.file_watch.start()
+        runtime.record.start()
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
         # (they otherwise cost a fraction of a millisecond every few hundred requests).
@@ -173,6 +193,9 @@ def create_app(
             if runtime.file_watch is not None:
                 runtime.file_watch.close()
             runtime.service.close()
+            left = await run_in_threadpool(runtime.record.drain, settings.record_drain_seconds)
+            if left:
+                log.warning("shutdown: rows left in the spool", extra={"fields": {"rows": left}})
             runtime.labels.close()
             runtime.audit.close()
             provider.shutdown()

@@ -21,6 +21,7 @@ from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel
 from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
+from app.services.record_shipper import RecordShipper
 from app.services.scoring_service import ScoringService
 
 
@@ -35,6 +36,7 @@ class Runtime:
     service: ScoringService
     labels: LabelLog
     audit: PredictionLog
+    record: RecordShipper  # ships audit rows and labels to the system of record
     keys: ApiKeys
     limiter: RateLimiter
     metrics: ServiceMetrics

@@ -294,6 +294,41 @@ class Settings(BaseSettings):
     audit_retention_hours: float = Field(
         default=168.0, gt=0, description="audit rows older than this are pruned"
     )
+    # The shared system of record (system_of_record/, app/services/record_shipper.py)
+    record_url: str | None = Field(
+        default=None,
+        description="where decisions and labels are shipped: postgresql://user@host:port/db "
+        "(Cloud SQL through its Auth Proxy on GKE) or sqlite:///path; default: the embedded "
+        "record.sqlite beside the audit log",
+    )
+    record_password_file: Path | None = Field(
+        default=None, description="a mounted secret holding the database password"
+    )
+    record_spool_max_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="decisions that may wait in the local spool while the database is away; "
+        "past it scores are refused (503) and /readyz fails, so nothing acknowledged is lost",
+    )
+    record_ship_batch: int = Field(
+        default=1_000, ge=1, le=100_000, description="rows per write to the system of record"
+    )
+    record_ship_interval_ms: float = Field(
+        default=200.0, gt=0, le=60_000, description="the shipper looks for new rows this often"
+    )
+    record_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    record_jobs_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3_600,
+        description="how often the pipeline jobs' last successes are read for /metrics",
+    )
+    record_drain_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="at shutdown, how long the spool may take to drain into the database",
+    )
     # Files that disappear, and readiness from the logs (docs/reliability.md, "Limits").
     file_check_seconds: float = Field(
         default=2.0,
@@ -361,6 +396,11 @@ class Settings(BaseSettings):
                 return from_file.encode()
         return self.pii_hash_key.get_secret_value().encode()
 
+    @property
+    def record_target(self) -> str:
+        """The system of record's URL (the embedded default when none is set)."""
+        return self.record_url or f"sqlite:///{self.audit_log.parent / 'record.sqlite'}"
+
     @model_validator(mode="after")
     def _safe_outside_local(self) -> Settings:
         if self.environment != "local":
@@ -373,5 +413,10 @@ class Settings(BaseSettings):
             if not self.keys:
                 raise ValueError(
                     f"the {self.environment} environment needs API keys (API_KEYS or API_KEYS_FILE)"
+                )
+            if not self.record_target.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"the {self.environment} environment needs a shared system of record: "
+                    "RECORD_URL=postgresql://..."
                 )
         return self

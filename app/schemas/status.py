@@ -33,6 +33,16 @@ class LogComponentOut(BaseModel):
     detail: str | None = None
 
 
+class RecordComponentOut(BaseModel):
+    """The shared system of record: ``shipping`` (rows reach the database),
+    ``unavailable`` (the database is away: rows wait in the pod's spool; scoring goes on)
+    or ``spool_full`` (no room for more: scores are refused)."""
+
+    status: Literal["shipping", "unavailable", "spool_full"]
+    detail: str | None = None
+    spooled: int = Field(description="decisions acknowledged here and not yet in the database")
+
+
 ReadyStatus = Literal["ready", "degraded", "not_ready"]
 
 
@@ -45,6 +55,10 @@ class ReadyOut(BaseModel):
     )
     label_log: LogComponentOut | None = Field(
         default=None, description="failing: feedback is refused (degraded, still ready)"
+    )
+    system_of_record: RecordComponentOut | None = Field(
+        default=None,
+        description="unavailable: degraded, still ready (rows spool); spool_full: not ready",
     )
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from app.services.online_redis import bound_redis_client, stored_row
 from app.services.online_sqlite import SqliteOnlineReader
 from app.services.velocity_store import VelocityStateStore
-from feature_repo.feast_runtime import import_feast
+from feature_repo.feast_runtime import import_feast, online_config
 from feature_repo.request_features import REQUEST_FEATURES
 from feature_repo.velocity import (
     FEATURES_VIEW,
@@ -197,7 +197,8 @@ class OnlineFeatures:
             raise FeatureStoreError(f"no {yaml_name} in {repo}")
         feast = import_feast()
         try:
-            store = feast.FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
+            # Online reads only: no Spark offline store (feature_repo/feast_runtime.py).
+            store = feast.FeatureStore(repo_path=str(repo), config=online_config(repo, yaml_name))
         except Exception as exc:
             raise FeatureStoreError(f"feature store in {repo} cannot be opened: {exc}") from exc
         if socket_timeout_s is not None:

@@ -48,7 +48,29 @@ CREATE TABLE IF NOT EXISTS label_conflicts (
     source TEXT NOT NULL,
     received_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shipped (log TEXT PRIMARY KEY, through INTEGER NOT NULL);
 """
+# What the shipper reads, oldest first: labels by rowid, then conflicts whose first label
+# has been shipped (so the system of record sees the two in the order this pod did).
+_THROUGH = "COALESCE((SELECT through FROM shipped WHERE log = ?), 0)"
+_UNSHIPPED_LABELS = (
+    "SELECT rowid, transaction_id, is_fraud, source, received_at FROM labels "
+    f"WHERE rowid > {_THROUGH} ORDER BY rowid LIMIT ?"
+)
+_UNSHIPPED_CONFLICTS = (
+    "SELECT c.id, c.transaction_id, c.is_fraud, c.source, c.received_at, l.rowid "
+    f"FROM label_conflicts c JOIN labels l USING (transaction_id) WHERE c.id > {_THROUGH} "
+    "ORDER BY c.id LIMIT ?"
+)
+_MARK = (
+    "INSERT INTO shipped (log, through) VALUES (?, ?) "
+    "ON CONFLICT (log) DO UPDATE SET through = MAX(through, excluded.through)"
+)
+_BACKLOG = (
+    f"SELECT (SELECT COALESCE(MAX(rowid), 0) FROM labels) - {_THROUGH}, "
+    f"(SELECT COALESCE(MAX(id), 0) FROM label_conflicts) - {_THROUGH}"
+)
+ShippedLabel = tuple[str, bool, str, str]  # transaction id, is_fraud, source, received_at
 
 
 # One literal statement per table: nothing in the SQL is built at run time.
@@ -180,6 +202,38 @@ class LabelLog:
             )
         return None if row is None else bool(row[0])
 
+    def unshipped(self, limit: int) -> tuple[list[ShippedLabel], int, int]:
+        """Labels and conflicts not yet in the system of record, oldest first, and the
+        rowid and conflict id to mark once they are there."""
+        with self._lock:
+            db = self._current()
+            labels = db.execute(_UNSHIPPED_LABELS, ("labels", limit)).fetchall()
+            through = labels[-1][0] if labels else _scalar(db, f"SELECT {_THROUGH}", "labels")
+            rows: list[ShippedLabel] = [(r[1], bool(r[2]), r[3], r[4]) for r in labels]
+            conflicts_through = _scalar(db, f"SELECT {_THROUGH}", "label_conflicts")
+            for row in db.execute(_UNSHIPPED_CONFLICTS, ("label_conflicts", limit)):
+                if row[5] > through:  # its first label is not shipped yet
+                    break
+                rows.append((row[1], bool(row[2]), row[3], row[4]))
+                conflicts_through = row[0]
+        return rows, through, conflicts_through
+
+    def mark_shipped(self, labels_through: int, conflicts_through: int) -> None:
+        """Labels up to ``labels_through`` (rowid) and conflicts up to
+        ``conflicts_through`` (id) are in the system of record."""
+        with self._lock:
+            db = self._current()
+            db.execute(_MARK, ("labels", labels_through))
+            db.execute(_MARK, ("label_conflicts", conflicts_through))
+
+    def backlog(self) -> int:
+        """Labels and conflicts not yet shipped."""
+        with self._lock:
+            labels, conflicts = (
+                self._current().execute(_BACKLOG, ("labels", "label_conflicts")).fetchone()
+            )
+        return int(labels) + int(conflicts)
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             db = self._current()
@@ -191,3 +245,7 @@ class LabelLog:
         with self._lock:
             if self._db is not None:
                 self._db.close()
+
+
+def _scalar(db: sqlite3.Connection, query: str, *args: object) -> int:
+    return int(db.execute(query, args).fetchone()[0])

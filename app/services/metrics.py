@@ -105,6 +105,43 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        # The shared system of record (app/services/record_shipper.py)
+        self.record_spool = Gauge(
+            "fraud_record_spool_rows",
+            "Rows acknowledged by this pod and not yet in the system of record, by log.",
+            ["log"],
+            registry=self.registry,
+        )
+        self.record_shipped = Counter(
+            "fraud_record_shipped_rows",
+            "Rows shipped from the local spool to the system of record, by log.",
+            ["log"],
+            registry=self.registry,
+        )
+        self.record_labels = Counter(
+            "fraud_record_label_outcomes",
+            "Labels as the system of record took them (recorded, duplicate, conflict).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.record_ship_errors = Counter(
+            "fraud_record_ship_errors",
+            "Attempts to reach the system of record that failed (rows stay spooled).",
+            registry=self.registry,
+        )
+        self.record_up = Gauge(
+            "fraud_record_up",
+            "1 when the last attempt to reach the system of record succeeded.",
+            registry=self.registry,
+        )
+        self.pipeline_last_success = Gauge(
+            "fraud_pipeline_last_success_timestamp_seconds",
+            "Newest successful run of each pipeline job, from the system of record (the label "
+            "is `pipeline`: `job` is the scrape's own).",
+            ["pipeline"],
+            registry=self.registry,
+        )
+
         self.velocity_pushes = Histogram(
             "fraud_velocity_push_seconds",
             "Background pushes of velocity state to the online store (read, merge, write).",

@@ -1,8 +1,14 @@
 """The prediction audit log: every score the API answers is on disk before the answer.
 
 One row per scored transaction (transaction id, model version, probability, risk level,
-decision, decision source, degraded flags, request id, time), in SQLite with WAL
-journaling. ``synchronous=FULL`` (the default) fsyncs each commit, so a row survives a
+decision, decision source, degraded flags, request id, time, and the request's fields and
+FeatureService), in SQLite with WAL journaling. It is also the pod's spool for the shared
+system of record: :class:`~app.services.record_shipper.RecordShipper` ships rows from here
+in id order and records how far it got (table ``shipped``); rows are never pruned before
+they are shipped, and once ``spool_max_rows`` wait, :meth:`PredictionLog.append` refuses
+(:class:`SpoolFull`, a 503) rather than take a row it could lose.
+
+``synchronous=FULL`` (the default) fsyncs each commit, so a row survives a
 power loss; ``NORMAL`` survives a killed process but not an OS crash.
 
 An fsync costs about 0.7 ms on this machine, so writes are group-committed: requests
@@ -56,14 +62,45 @@ CREATE TABLE IF NOT EXISTS predictions (
     decision_source TEXT NOT NULL,
     degraded TEXT NOT NULL,
     request_id TEXT NOT NULL,
-    scored_at REAL NOT NULL
+    scored_at REAL NOT NULL,
+    customer_id TEXT NOT NULL DEFAULT '',
+    terminal_id TEXT NOT NULL DEFAULT '',
+    tx_time REAL NOT NULL DEFAULT 0,
+    amount REAL NOT NULL DEFAULT 0,
+    merchant_category TEXT,
+    channel TEXT NOT NULL DEFAULT '',
+    entry_mode TEXT NOT NULL DEFAULT '',
+    is_foreign INTEGER NOT NULL DEFAULT 0,
+    distance_from_home_km REAL NOT NULL DEFAULT 0,
+    feature_service TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS predictions_transaction ON predictions (transaction_id);
 CREATE INDEX IF NOT EXISTS predictions_time ON predictions (scored_at);
+CREATE TABLE IF NOT EXISTS shipped (log TEXT PRIMARY KEY, through INTEGER NOT NULL);
 """
-_INSERT = (
-    "INSERT INTO predictions (transaction_id, model_version, fraud_probability, risk_level, "
-    "decision, decision_source, degraded, request_id, scored_at) VALUES (?,?,?,?,?,?,?,?,?)"
+_COLUMNS = (
+    "transaction_id, model_version, fraud_probability, risk_level, decision, decision_source, "
+    "degraded, request_id, scored_at, customer_id, terminal_id, tx_time, amount, "
+    "merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, feature_service"
+)
+_INSERT = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({','.join(['?'] * 19)})"
+# Rows acknowledged but not yet in the system of record (ids only grow: rows are never
+# pruned before they are shipped).
+_BACKLOG = (
+    "SELECT COALESCE(MAX(id), 0) - COALESCE((SELECT through FROM shipped "
+    "WHERE log = 'predictions'), 0) FROM predictions"
+)
+_UNSHIPPED = (
+    f"SELECT id, {_COLUMNS} FROM predictions WHERE id > COALESCE((SELECT through FROM shipped "
+    "WHERE log = 'predictions'), 0) ORDER BY id LIMIT ?"
+)
+_MARK = (
+    "INSERT INTO shipped (log, through) VALUES ('predictions', ?) "
+    "ON CONFLICT (log) DO UPDATE SET through = MAX(through, excluded.through)"
+)
+_PRUNE = (
+    "DELETE FROM predictions WHERE scored_at < ? AND id <= COALESCE((SELECT through "
+    "FROM shipped WHERE log = 'predictions'), 0)"
 )
 PRUNE_EVERY_SECONDS = 60.0
 
@@ -80,6 +117,30 @@ class PredictionRecord(NamedTuple):
     degraded: str
     request_id: str
     scored_at: float  # epoch seconds
+    customer_id: str
+    terminal_id: str
+    tx_time: float  # the transaction's own time, epoch seconds
+    amount: float
+    merchant_category: str | None
+    channel: str
+    entry_mode: str
+    is_foreign: bool
+    distance_from_home_km: float
+    feature_service: str
+
+
+def _add_request_columns(db: sqlite3.Connection) -> None:
+    """Bring a log written before the system of record (no request columns) up to date."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
+    for line in _SCHEMA.splitlines():
+        name = line.strip().split(" ", 1)[0]
+        if "DEFAULT" in line or name == "merchant_category":
+            if name not in have:
+                db.execute(f"ALTER TABLE predictions ADD COLUMN {line.strip().rstrip(',')}")
+
+
+class SpoolFull(Exception):
+    """More acknowledged rows wait for the system of record than the spool may hold."""
 
 
 class _Waiter(NamedTuple):
@@ -97,6 +158,7 @@ class PredictionLog:
         retention_hours: float = 168.0,
         consecutive: int = 3,
         check_seconds: float = 2.0,
+        spool_max_rows: int = 1_000_000,
     ) -> None:
         self.path = path
         self.retention_seconds = retention_hours * 3600
@@ -111,6 +173,7 @@ class PredictionLog:
         self._writer: asyncio.Task[None] | None = None
         self._pruned = 0.0
         self.commits = 0
+        self.spool_max_rows = spool_max_rows
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -121,11 +184,23 @@ class PredictionLog:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.executescript(_SCHEMA + GAP_SCHEMA + PROBE_SCHEMA)
+        _add_request_columns(db)
+        # Rows not yet shipped (left by an earlier process too), as of the last commit or
+        # shipment.
+        self.backlog = int(db.execute(_BACKLOG).fetchone()[0])
         self._file = OpenedFile(self.path)
         return db
 
+    @property
+    def spool_full(self) -> bool:
+        """No room for more rows until the system of record takes some."""
+        return self.backlog >= self.spool_max_rows
+
     async def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Return once ``records`` are committed; raises if they could not be written."""
+        """Return once ``records`` are committed; raises if they could not be written
+        (:class:`SpoolFull` while the spool is full: nothing is taken that could be lost)."""
+        if self.spool_full:
+            raise SpoolFull(f"{self.backlog} rows wait for the system of record")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(records, done))
         if self._writer is None:
@@ -167,12 +242,11 @@ class PredictionLog:
         self._verified_at = time.time()
         self.health.observe(True)
         self.commits += 1
+        self.backlog = int(self._connection().execute(_BACKLOG).fetchone()[0])
         now = time.time()
         if now - self._pruned >= PRUNE_EVERY_SECONDS:
             self._pruned = now
-            self._connection().execute(
-                "DELETE FROM predictions WHERE scored_at < ?", (now - self.retention_seconds,)
-            )
+            self._connection().execute(_PRUNE, (now - self.retention_seconds,))
 
     def _commit(self, rows: Sequence[PredictionRecord], gap: tuple[object, ...] = ()) -> None:
         db = self._connection()
@@ -228,6 +302,23 @@ class PredictionLog:
             raise
         self._verified_at = time.time()
         self.health.observe(True)
+
+    def unshipped(self, limit: int) -> list[tuple[int, PredictionRecord]]:
+        """The oldest rows not yet in the system of record, with their ids (blocking)."""
+        rows = self._pool.submit(
+            lambda: self._connection().execute(_UNSHIPPED, (limit,)).fetchall()
+        ).result()
+        return [(row[0], PredictionRecord(*row[1:])) for row in rows]
+
+    def mark_shipped(self, through: int) -> None:
+        """Rows up to id ``through`` are in the system of record (blocking)."""
+
+        def mark() -> None:
+            db = self._connection()
+            db.execute(_MARK, (through,))
+            self.backlog = int(db.execute(_BACKLOG).fetchone()[0])
+
+        self._pool.submit(mark).result()
 
     def count(self) -> int:
         """Rows on record (read on the writer thread, between commits)."""

@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 
+PG = "postgresql://app@127.0.0.1:1/fraud"
+
 
 def test_defaults_are_the_local_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ENVIRONMENT", "API_KEYS", "API_KEYS_FILE", "PORT", "HOST"):
@@ -37,6 +39,7 @@ def test_keys_from_a_mounted_file_and_gke_requires_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("API_KEYS", raising=False)
+    monkeypatch.setenv("RECORD_URL", PG)
     with pytest.raises(ValidationError, match="needs PII_HASH_KEY"):
         Settings(environment="gke", api_keys="k")
     with pytest.raises(ValidationError, match="needs API keys"):
@@ -49,7 +52,10 @@ def test_keys_from_a_mounted_file_and_gke_requires_them(
         Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper", debug=True)
 
 
-def test_the_pii_hash_key_file_wins_and_satisfies_gke(tmp_path: Path) -> None:
+def test_the_pii_hash_key_file_wins_and_satisfies_gke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECORD_URL", PG)
     keys, pepper = tmp_path / "api-keys", tmp_path / "pii-hash-key"
     keys.write_text("k\n")
     pepper.write_text("file-pepper\n")
@@ -60,6 +66,19 @@ def test_the_pii_hash_key_file_wins_and_satisfies_gke(tmp_path: Path) -> None:
     assert Settings(pii_hash_key="env", pii_hash_key_file=tmp_path / "absent").hash_key == b"env"
     with pytest.raises(ValidationError, match="needs PII_HASH_KEY"):
         Settings(environment="gke", api_keys_file=keys, pii_hash_key_file=tmp_path / "absent")
+
+
+def test_gke_needs_a_shared_system_of_record(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("k\n")
+    gke = {"environment": "gke", "api_keys_file": keys, "pii_hash_key": "pepper"}
+    with pytest.raises(ValidationError, match="RECORD_URL=postgresql"):
+        Settings(**gke)
+    with pytest.raises(ValidationError, match="RECORD_URL=postgresql"):
+        Settings(**gke, record_url="sqlite:///var/record.sqlite")
+    assert Settings(**gke, record_url=PG).record_target == PG
+    local = Settings(audit_log=tmp_path / "state" / "predictions.sqlite")
+    assert local.record_target == f"sqlite:///{tmp_path / 'state' / 'record.sqlite'}"
 
 
 @pytest.mark.parametrize("field,value", [("port", 0), ("workers", 0), ("environment", "prod")])

@@ -124,7 +124,12 @@ def test_with_api_keys_the_dashboard_needs_a_sign_in(dash: Any) -> None:
 
 
 def test_the_cookie_is_secure_outside_local(dash: Any) -> None:
-    client = dash(environment="gke", api_keys="key-one", pii_hash_key="a-real-secret-key")
+    client = dash(
+        environment="gke",
+        api_keys="key-one",
+        pii_hash_key="a-real-secret-key",
+        record_url="postgresql://app@127.0.0.1:1/fraud",
+    )
     signed = client.post("/dashboard/api/session", json={"key": "key-one"})
     assert signed.status_code == 204 and "Secure" in signed.headers["set-cookie"]
 

@@ -4,8 +4,10 @@ databases are intact, and the restarted service carries on from them."""
 from __future__ import annotations
 
 import http.client
+import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from benchmarks.postgres_server import PostgresServer
+from system_of_record.store import open_store
 from tests.reliability.processes import free_port, post, serve
 from tests.serving import as_request
 
@@ -119,3 +123,79 @@ def test_no_acknowledged_write_is_lost_to_sigkill(
     finally:
         server.stop()
     assert acknowledged_total >= 100
+
+
+def _readiness(port: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/readyz")
+    body: dict[str, Any] = json.loads(connection.getresponse().read())
+    return body
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_every_acknowledged_write_reaches_postgres_through_kills_and_an_outage(
+    tiny_bundle: Path,
+    feast_repo: Path,
+    recent: pd.DataFrame,
+    tmp_path: Path,
+    postgres_factory: Callable[[], PostgresServer],
+) -> None:
+    """SIGKILL mid-stream with the system of record on PostgreSQL, twice, then a database
+    outage: after a restart every acknowledged score and label is in the database once."""
+    database = postgres_factory()
+    rows = list(recent.itertuples())
+
+    def make(i: int) -> tuple[str, dict[str, Any]]:
+        if i % 3 == 0:
+            return "/v1/feedback", {"transaction_id": f"tx-{i - 1}", "is_fraud": i % 2 == 0}
+        return "/v1/predict", as_request(rows[i % len(rows)], transaction_id=f"tx-{i}")
+
+    record = {"RECORD_URL": database.url, "RECORD_PASSWORD_FILE": str(database.password_file)}
+    port, state = free_port(), tmp_path / "state"
+    acknowledged: list[tuple[str, dict[str, Any]]] = []
+    for kill in range(2):
+        server = serve(port, tiny_bundle, feast_repo, state, tmp_path / f"pg{kill}.log", **record)
+        killer = threading.Timer(1.0 + 0.4 * kill, server.process.kill)
+        killer.start()
+        answered, statuses = _stream(port, lambda i, k=kill: make(i + k * 10**6), threading.Event())
+        assert server.process.wait(timeout=10) == -9
+        assert all(200 <= s < 300 for s in statuses), sorted(set(statuses))
+        acknowledged += answered
+
+    server = serve(port, tiny_bundle, feast_repo, state, tmp_path / "pg-after.log", **record)
+    try:
+        _wait_until(lambda: _readiness(port)["system_of_record"]["spooled"] == 0)
+        database.stop()  # an outage: scores are still answered, and spooled
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        during = [make(3 * 10**6 + i) for i in range(1, 60) if i % 3]
+        for path, body in during:
+            assert post(connection, path, body)[0] == 200
+        acknowledged += during
+        _wait_until(lambda: _readiness(port)["system_of_record"]["status"] == "unavailable")
+        ready = _readiness(port)
+        assert ready["status"] == "degraded"
+        assert ready["system_of_record"]["spooled"] == len(during)
+        database.start()
+        _wait_until(lambda: _readiness(port)["system_of_record"]["spooled"] == 0)
+        assert _readiness(port)["system_of_record"]["status"] == "shipping"
+    finally:
+        server.stop()
+
+    store = open_store(database.url, database.password_file)
+    with store.transaction() as cursor:
+        cursor.execute("SELECT transaction_id FROM decisions")
+        decisions = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT transaction_id, is_fraud FROM labels")
+        labels = dict(cursor.fetchall())
+    scored = {b["transaction_id"] for p, b in acknowledged if p == "/v1/predict"}
+    labelled = {b["transaction_id"]: b["is_fraud"] for p, b in acknowledged if p != "/v1/predict"}
+    assert scored - decisions == set()
+    assert {t: labels.get(t) for t in labelled} == labelled
+    assert len(scored) >= 100
+    print(f"{len(scored)} acknowledged scores and {len(labelled)} labels, all in PostgreSQL")

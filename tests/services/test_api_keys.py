@@ -68,11 +68,21 @@ def test_a_comment_only_key_file_is_no_key(tmp_path: Path) -> None:
     secret.write_text("# keys go here, one per line\n\n   \n  # rotated 2026-11-23\n")
     assert Settings(api_keys_file=secret).keys == ()
     with pytest.raises(ValidationError, match="needs API keys"):
-        Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper")
+        Settings(
+            environment="gke",
+            api_keys_file=secret,
+            pii_hash_key="pepper",
+            record_url="postgresql://app@127.0.0.1:1/fraud",
+        )
     keys = ApiKeys([], secret)
     assert keys.enabled and keys.ids() == []
     assert keys.check("# keys go here, one per line") is None
     secret.write_text("# current\n  k1 \n\n#k0\nk2\n")
     assert Settings(api_keys_file=secret, api_keys="k3, ").keys == ("k3", "k1", "k2")
-    assert Settings(environment="gke", api_keys_file=secret, pii_hash_key="pepper").keys
+    assert Settings(
+        environment="gke",
+        api_keys_file=secret,
+        pii_hash_key="pepper",
+        record_url="postgresql://app@127.0.0.1:1/fraud",
+    ).keys
     assert ApiKeys([], secret).ids() == [key_id("k1"), key_id("k2")]

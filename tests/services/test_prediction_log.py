@@ -16,9 +16,12 @@ from app.services.prediction_log import PredictionLog, PredictionRecord
 
 
 def record(i: int) -> PredictionRecord:
+    now = time.time()
     return PredictionRecord(
-        f"tx-{i}", "v1", 0.25, "LOW", "approve", "model", "", f"r{i}", time.time()
-    )
+        f"tx-{i}", "v1", 0.25, "LOW", "approve", "model", "", f"r{i}", now,
+        f"C{i % 7}", f"T{i % 5}", now - 1, 12.5, None, "card_present", "chip", False, 3.0,
+        "fraud_detection_v2",
+    )  # fmt: skip
 
 
 def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
@@ -67,16 +70,18 @@ def test_a_failed_write_reaches_its_waiters_and_the_log_recovers(
     log.close()
 
 
-def test_old_rows_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_old_rows_are_pruned_once_shipped(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "audit.sqlite", "NORMAL", retention_hours=1)
     old = record(1)._replace(scored_at=time.time() - 7200)
-    log.write([old])  # the first write prunes before this row is old enough to matter...
-    assert log.count() == 0  # ...no: it is inserted, then the prune removes it at once
+    log.write([old])  # the first write prunes, but an unshipped row is never pruned
+    assert log.count() == 1
+    log.mark_shipped(1)  # now it is in the system of record
     log.write([old])
-    assert log.count() == 1  # the next prune is a minute away
+    assert log.count() == 2  # the next prune is a minute away
     log._pruned = 0.0
     log.write([record(2)._replace(scored_at=time.time())])
-    assert log.count() == 1
+    assert log.count() == 2  # the shipped old row went; the unshipped old one stays
+    assert log.backlog == 2
     assert log._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     log.close()
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.api.deps import Runtime, runtime_of
 from app.schemas import ComponentOut, HealthOut, LogComponentOut, ReadyOut, ReadyStatus
+from app.schemas.status import RecordComponentOut
 from app.services.dependency_health import WriteHealth
 
 router = APIRouter(tags=["operations"])
@@ -99,21 +100,45 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
     features, store_ready = feature_store_component(runtime)
     audit = log_component(runtime.audit.health)
     labels = log_component(runtime.labels.health)
+    record = record_component(runtime)
     model_ok = model.status == "loaded"
     if (
         not store_ready
         or audit.status != "writable"
+        or record.status == "spool_full"
         or (not model_ok and runtime.settings.strict_readiness)
     ):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         verdict: ReadyStatus = "not_ready"
-    elif model_ok and features.status == "loaded" and labels.status == "writable":
+    elif (
+        model_ok
+        and features.status == "loaded"
+        and labels.status == "writable"
+        and record.status == "shipping"
+    ):
         verdict = "ready"
     else:
         verdict = "degraded"
     return ReadyOut(
-        status=verdict, model=model, feature_store=features, audit_log=audit, label_log=labels
+        status=verdict,
+        model=model,
+        feature_store=features,
+        audit_log=audit,
+        label_log=labels,
+        system_of_record=record,
     )
+
+
+def record_component(runtime: Runtime) -> RecordComponentOut:
+    """The system of record's component of ``/readyz``, from the shipper's last attempt."""
+    spooled = runtime.audit.backlog
+    if runtime.audit.spool_full:
+        detail = f"{spooled} decisions wait (RECORD_SPOOL_MAX_ROWS reached)"
+        return RecordComponentOut(status="spool_full", detail=detail, spooled=spooled)
+    state = runtime.record.state
+    if state.status == "unavailable":
+        return RecordComponentOut(status="unavailable", detail=state.detail, spooled=spooled)
+    return RecordComponentOut(status="shipping", spooled=spooled)
 
 
 @router.get(

@@ -26,7 +26,7 @@ from app.api.json_body import StrictJSONRoute
 from app.core.logging import pseudonymise
 from app.schemas import BatchIn, BatchOut, ErrorOut, ScoreOut, TransactionIn
 from app.schemas.answers import answer
-from app.services.prediction_log import PredictionRecord
+from app.services.prediction_log import PredictionRecord, SpoolFull
 from app.services.predictor import Prediction
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ async def _score(
     runtime.metrics.observe_predictions(predictions)
     now = time.time()
     request_id: str = request.state.request_id
+    feature_service = runtime.settings.feature_service
     records = [
         PredictionRecord(
             t.transaction_id,
@@ -89,11 +90,29 @@ async def _score(
             ",".join(p.degraded),
             request_id,
             now,
+            t.customer_id,
+            t.terminal_id,
+            t.epoch_seconds,
+            t.amount,
+            t.merchant_category,
+            t.channel,
+            t.entry_mode,
+            t.is_foreign,
+            t.distance_from_home_km,
+            feature_service,
         )
         for t, p in zip(transactions, predictions, strict=True)
     ]
     try:
         await runtime.audit.append(records)
+    except SpoolFull as exc:  # the database has been away too long: take nothing more
+        log.error("record spool full", extra={"fields": {"error": str(exc)}})
+        runtime.metrics.audit_failures.inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the system of record is unavailable and this pod's spool is full; retry",
+            headers={"Retry-After": "5"},
+        ) from exc
     except Exception as exc:  # no durable record, no answer: the caller retries
         log.error("audit log write failed", extra={"fields": {"error": repr(exc)}})
         runtime.metrics.audit_failures.inc()

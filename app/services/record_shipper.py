@@ -1,0 +1,192 @@
+"""Ship the pod's spooled decisions and labels to the shared system of record.
+
+Requests never wait for the database: a score is answered once its row is committed to
+the local audit log (:mod:`app.services.prediction_log`) and a label once it is in the
+local label log; this thread copies both to the system of record
+(:mod:`system_of_record`) in id order, in batches, and then records how far it got in the
+local files. A crash between the database's commit and that record ships the same rows
+again, which the system of record ignores (idempotent per transaction id), so every
+acknowledged row arrives exactly once in effect.
+
+While the database is unreachable the rows wait in the local files (the *spool*) and the
+thread retries with exponential backoff; ``fraud_record_spool_rows`` shows the backlog and
+``/readyz`` reports the system of record ``unavailable`` (the pod keeps scoring). Past
+``RECORD_SPOOL_MAX_ROWS`` waiting decisions the audit log refuses new rows (503) and
+``/readyz`` fails, so nothing is acknowledged that could be lost. On shutdown the thread
+drains what it can within ``RECORD_DRAIN_SECONDS``; what is left stays in the spool for the
+next start of the pod (kept across container restarts by the emptyDir).
+
+The thread also reads each pipeline job's newest success from the system of record once
+a minute (``RECORD_JOBS_REFRESH_SECONDS``), for
+``fraud_pipeline_last_success_timestamp_seconds`` (the alert rules' input).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.services.label_log import LabelLog
+from app.services.metrics import ServiceMetrics
+from app.services.prediction_log import PredictionLog, PredictionRecord
+from system_of_record.rows import DecisionRow, LabelRow
+from system_of_record.store import RecordStore, RecordUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 10.0
+
+
+@dataclass
+class ShipperState:
+    """What ``/readyz`` reports: ``shipping`` (the last attempt reached the database) or
+    ``unavailable`` (with why and since when)."""
+
+    status: str = "shipping"
+    detail: str | None = None
+    since: float = 0.0
+
+
+def decision_row(record: PredictionRecord) -> DecisionRow:
+    """The system of record's row for an audited answer."""
+    return DecisionRow(
+        record.transaction_id,
+        record.customer_id,
+        record.terminal_id,
+        datetime.fromtimestamp(record.tx_time, UTC),
+        record.amount,
+        record.merchant_category,
+        record.channel,
+        record.entry_mode,
+        bool(record.is_foreign),
+        record.distance_from_home_km,
+        record.feature_service,
+        record.model_version,
+        record.fraud_probability,
+        record.risk_level,
+        record.decision,
+        record.decision_source,
+        record.degraded,
+        record.request_id,
+        datetime.fromtimestamp(record.scored_at, UTC),
+    )
+
+
+class RecordShipper:
+    """One background thread per process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: RecordStore,
+        audit: PredictionLog,
+        labels: LabelLog,
+        metrics: ServiceMetrics,
+        batch: int = 1_000,
+        interval_s: float = 0.2,
+        jobs_refresh_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.labels = labels
+        self.metrics = metrics
+        self.batch = batch
+        self.interval_s = interval_s
+        self.jobs_refresh_s = jobs_refresh_s
+        self.state = ShipperState(since=time.time())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._jobs_read = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="record-shipper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = self.interval_s
+        while not self._stop.is_set():
+            try:
+                moved = self.ship_once()
+                self._refresh_jobs()
+            except RecordUnavailable as exc:
+                self._failed(str(exc))
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                self._stop.wait(backoff)
+                continue
+            except Exception as exc:  # a local file problem: the logs' health says more
+                log.exception("record shipper: unexpected error")
+                self._failed(f"{type(exc).__name__}: {exc}")
+                self._stop.wait(MAX_BACKOFF_SECONDS)
+                continue
+            backoff = self.interval_s
+            if moved < self.batch:  # caught up: wait for more
+                self._stop.wait(self.interval_s)
+
+    def ship_once(self) -> int:
+        """Ship one batch of decisions and one of labels; returns the rows moved."""
+        decisions = self.audit.unshipped(self.batch)
+        if decisions:
+            self.store.write_decisions([decision_row(record) for _, record in decisions])
+            self.audit.mark_shipped(decisions[-1][0])
+            self.metrics.record_shipped.labels("decisions").inc(len(decisions))
+        labels, labels_through, conflicts_through = self.labels.unshipped(self.batch)
+        if labels:
+            outcomes = self.store.write_labels(
+                [
+                    LabelRow(tx, is_fraud, source, datetime.fromisoformat(received))
+                    for tx, is_fraud, source, received in labels
+                ]
+            )
+            for outcome in outcomes:
+                self.metrics.record_labels.labels(outcome).inc()
+            self.metrics.record_shipped.labels("labels").inc(len(labels))
+            self.labels.mark_shipped(labels_through, conflicts_through)
+        self._succeeded()
+        self.metrics.record_spool.labels("decisions").set(self.audit.backlog)
+        self.metrics.record_spool.labels("labels").set(self.labels.backlog())
+        return len(decisions) + len(labels)
+
+    def _refresh_jobs(self) -> None:
+        if self._jobs_read and time.monotonic() - self._jobs_read < self.jobs_refresh_s:
+            return
+        for job, finished in self.store.last_successes().items():
+            self.metrics.pipeline_last_success.labels(job).set(finished)
+        self._jobs_read = time.monotonic()
+
+    def _succeeded(self) -> None:
+        if self.state.status != "shipping":
+            log.info("system of record reachable again", extra={"fields": {}})
+            self.state = ShipperState(since=time.time())
+        self.metrics.record_up.set(1)
+
+    def _failed(self, why: str) -> None:
+        self.metrics.record_ship_errors.inc()
+        self.metrics.record_up.set(0)
+        self.metrics.record_spool.labels("decisions").set(self.audit.backlog)
+        if self.state.status != "unavailable":
+            log.warning(
+                "system of record unavailable: spooling",
+                extra={"fields": {"target": self.store.target.describe(), "why": why}},
+            )
+            self.state = ShipperState("unavailable", why, time.time())
+        else:
+            self.state.detail = why
+
+    def drain(self, timeout_s: float) -> int:
+        """Stop the thread, then ship until the spool is empty or ``timeout_s`` passes;
+        returns the decisions still waiting."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.ship_once() == 0:
+                    break
+            except (RecordUnavailable, OSError) as exc:
+                log.warning("shutdown: spool not drained", extra={"fields": {"why": str(exc)}})
+                break
+        self.store.close()
+        return self.audit.backlog
