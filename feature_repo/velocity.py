@@ -5,8 +5,8 @@ lists (time, amount, terminal, terminal coordinates, transaction id) sorted by t
 state is what the ``customer_velocity`` feature view stores, online (pushed by the
 service after every scored transaction through the ``customer_velocity_push``
 PushSource) and offline (one row per transaction, the state just after it, written by
-the ``features`` stage with :func:`offline_states`, which runs every transaction through
-the same :meth:`VelocityState.add` the service uses).
+the ``features`` stage's Spark job, which runs each customer's transactions through
+:func:`customer_log`, the same :meth:`VelocityState.add` the service uses).
 
 The model features (``VELOCITY_FEATURES``) are computed from a state and the time of the
 transaction being scored by :func:`compute_velocity_features`, the function the
@@ -220,48 +220,14 @@ def _missing(value: Any) -> bool:
     return len(value) == 0
 
 
-def offline_states(transactions: Any, locations: Mapping[str, tuple[float, float]]) -> Any:
-    """The state after every transaction of a stream, for the offline store.
-
-    ``transactions`` (a DataFrame: transaction_id, timestamp, customer_id, terminal_id,
-    amount) is processed in timestamp order (ties keep their order), each through
-    :meth:`VelocityState.add`, exactly as the service adds scored transactions. One row
-    per transaction: ``customer_id``, ``event_timestamp`` (:func:`state_time`) and the
-    ``STATE_FIELDS`` lists.
-    """
-    import pandas as pd
-
-    ordered = transactions.sort_values("timestamp", kind="stable")
-    stamps = pd.to_datetime(ordered["timestamp"], utc=True)
-    epoch = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
-    current: dict[str, VelocityState] = {}
-    stored_time: dict[str, float] = {}
-    out_customer: list[str] = []
-    out_time: list[float] = []
-    out_lists: dict[str, list[list[Any]]] = {name: [] for name in STATE_FIELDS}
-    for tx_id, customer, terminal, amount, seconds in zip(
-        ordered["transaction_id"].astype(str),
-        ordered["customer_id"].astype(str),
-        ordered["terminal_id"].astype(str),
-        ordered["amount"].to_numpy(dtype=np.float64),
-        epoch,
-        strict=True,
-    ):
-        x, y = locations.get(terminal, (math.nan, math.nan))
-        event = VelocityEvent(float(seconds), float(amount), terminal, x, y, tx_id)
-        state = current.get(customer, EMPTY).add((event,))
-        current[customer] = state
-        stamp = state_time(state, stored_time.get(customer, math.nan))
-        stored_time[customer] = stamp
-        out_customer.append(customer)
-        out_time.append(stamp)
-        for name, values in state.to_row().items():
-            out_lists[name].append(values)
-    frame = pd.DataFrame({"customer_id": out_customer})
-    micros = np.round(np.asarray(out_time) * 1e6).astype("int64")
-    frame["event_timestamp"] = pd.to_datetime(micros, unit="us", utc=True).astype(
-        "datetime64[us, UTC]"
-    )
-    for name, values in out_lists.items():
-        frame[name] = values
-    return frame
+def customer_log(events: Iterable[VelocityEvent]) -> list[tuple[float, VelocityState]]:
+    """One customer's offline log: after each of its transactions (in the order given, the
+    offline store's time order), the event time (:func:`state_time`) and the state, each
+    through :meth:`VelocityState.add` exactly as the service adds scored transactions."""
+    state, stamp = EMPTY, math.nan
+    log: list[tuple[float, VelocityState]] = []
+    for event in events:
+        state = state.add((event,))
+        stamp = state_time(state, stamp)
+        log.append((stamp, state))
+    return log

@@ -15,7 +15,7 @@ Schemas:
   ``TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD`` (other
   columns ignored, except ``TX_FRAUD_SCENARIO`` which, when present, feeds recall by
   scenario). Customer and terminal window features come from the batch feature job
-  (``training.inputs.feature_tables``, with the label delay), joined as Feast does: the
+  (``training.featurejob``, on Spark, with the label delay), joined as Feast does: the
   latest daily snapshot at or before the transaction and at most 2 days old (the TTL),
   else missing.
   Request-time features come from ``feature_repo.request_features``; the fields this

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import random
 
-import pandas as pd
 import pytest
 
 from feature_repo.velocity import (
@@ -19,8 +18,8 @@ from feature_repo.velocity import (
     VelocityEvent,
     VelocityState,
     compute_velocity_features,
+    customer_log,
     features_of,
-    offline_states,
     state_time,
     states_from_columns,
 )
@@ -136,27 +135,27 @@ def test_state_time_always_advances_for_feasts_redis_store() -> None:
     assert state_time(state, T0) == pytest.approx(T0 + 1e-6)  # a late transaction
 
 
-def test_offline_states_hold_the_state_after_each_transaction() -> None:
-    tx = pd.DataFrame(
-        {
-            "transaction_id": ["t2", "t1", "t3", "t4"],
-            "timestamp": pd.to_datetime([T0 + 60, T0, T0 + 60, T0 + 7200], unit="s", utc=True),
-            "customer_id": ["c", "c", "c", "d"],
-            "terminal_id": ["T1", "T2", "T3", "T1"],
-            "amount": [2.0, 1.0, 3.0, 4.0],
-        }
-    )
-    frame = offline_states(tx, {"T1": (0.0, 0.0), "T2": (3.0, 4.0)})
-    assert list(frame.columns) == ["customer_id", "event_timestamp", *STATE_FIELDS]
-    assert frame["vel_event_ids"].tolist() == [["t1"], ["t1", "t2"], ["t1", "t2", "t3"], ["t4"]]
-    stamps = frame["event_timestamp"].tolist()
+def test_customer_log_holds_the_state_after_each_transaction() -> None:
+    nan = math.nan
+    events = [
+        VelocityEvent(T0, 1.0, "T2", 3.0, 4.0, "t1"),
+        VelocityEvent(T0 + 60, 2.0, "T1", 0.0, 0.0, "t2"),
+        VelocityEvent(T0 + 60, 3.0, "T3", nan, nan, "t3"),  # T3 has no known location
+    ]
+    log = customer_log(events)
+    assert [[e.transaction_id for e in state.events] for _, state in log] == [
+        ["t1"],
+        ["t1", "t2"],
+        ["t1", "t2", "t3"],
+    ]
+    stamps = [stamp for stamp, _ in log]
     # Two transactions at one instant: the second row's time is a microsecond later.
-    assert stamps[2] - stamps[1] == pd.Timedelta(microseconds=1)
-    assert math.isnan(frame["vel_event_x_km"].iloc[2][2])  # T3 has no known location
-    features = compute_velocity_features(
-        [VelocityState.from_row(frame.iloc[2])], [T0 + 7200], [0.0], [0.0]
-    )
+    assert stamps[:2] == [T0, T0 + 60]
+    assert stamps[2] == pytest.approx(T0 + 60 + 1e-6, abs=1e-7)
+    assert math.isnan(log[2][1].to_row()["vel_event_x_km"][2])
+    features = compute_velocity_features([log[2][1]], [T0 + 7200], [0.0], [0.0])
     assert features["vel_tx_count_24h"][0] == 3.0
+    assert customer_log([]) == []
 
 
 def test_a_future_newest_does_not_prune_the_history_before_now() -> None:

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.request_features import NEW_CUSTOMER, REQUEST_FEATURES, compute_request_features
+from training.featurejob.job import snapshot_frames
+from training.featurejob.session import SparkConfig, spark_in_use
 from training.inputs.feast_store import SNAPSHOT_TTL
 from training.inputs.feature_tables import (
     FeatureConfig,
-    compute_feature_tables,
     customer_feature_names,
     terminal_feature_names,
 )
@@ -152,10 +153,14 @@ def point_in_time_join(
     return out
 
 
-def handbook_dataset(raw: pd.DataFrame, config: FeatureConfig) -> Dataset:
-    """Handbook rows as a frame: batch customer/terminal features plus request features."""
+def handbook_dataset(
+    raw: pd.DataFrame, config: FeatureConfig, spark: SparkConfig | None = None
+) -> Dataset:
+    """Handbook rows as a frame: batch customer/terminal features (the Spark feature job's
+    snapshots) plus request features."""
     transactions = handbook_transactions(raw)
-    customers, terminals = compute_feature_tables(transactions, config)
+    with spark_in_use(spark or SparkConfig()) as session:
+        customers, terminals = snapshot_frames(session, transactions, config)
     customer = point_in_time_join(transactions, customers, "customer_id")
     terminal = point_in_time_join(transactions, terminals, "terminal_id")
     amount = transactions["amount"].to_numpy(dtype=np.float64)
@@ -187,7 +192,10 @@ def handbook_dataset(raw: pd.DataFrame, config: FeatureConfig) -> Dataset:
 def build_dataset(raw: pd.DataFrame, schema: str, params: dict[str, Any]) -> Dataset:
     if schema == "ulb":
         return ulb_dataset(raw)
-    return handbook_dataset(raw, FeatureConfig(**params["features"]))
+    features = params["features"]
+    return handbook_dataset(
+        raw, FeatureConfig.from_params(features), SparkConfig.from_params(features)
+    )
 
 
 # --- split -------------------------------------------------------------------------------
