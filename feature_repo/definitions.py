@@ -10,6 +10,7 @@ version, never by editing one in place.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 from feast import (
@@ -17,10 +18,10 @@ from feast import (
     FeatureService,
     FeatureView,
     Field,
-    FileSource,
     PushSource,
     RequestSource,
 )
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Float64, Int64, String
 from feast.value_type import ValueType
@@ -30,6 +31,8 @@ from feature_repo.velocity import NO_PREVIOUS_SECONDS, VELOCITY_FEATURES
 
 OWNER = "fraud-ml@example.com"
 SNAPSHOT_TTL = timedelta(days=2)  # snapshots are daily; older than this means stale
+REPO = Path(__file__).resolve().parent
+PARTITION_COLUMN = "date"  # the feature job's Hive partitions: UTC date of event_timestamp
 
 # Entities ---------------------------------------------------------------------------
 customer = Entity(
@@ -49,39 +52,50 @@ terminal = Entity(
     tags={"pii": "false"},
 )
 
-# Sources: daily snapshot tables written by training/features.py ----------------------
-customer_snapshots = FileSource(
-    name="customer_snapshots",
-    path="data/customer_features.parquet",
-    timestamp_field="event_timestamp",
-    description="Daily customer snapshots; each row summarises transactions before it.",
-    owner=OWNER,
-)
-terminal_snapshots = FileSource(
-    name="terminal_snapshots",
-    path="data/terminal_features.parquet",
-    timestamp_field="event_timestamp",
-    description="Daily terminal snapshots; risk uses labels older than the label delay.",
-    owner=OWNER,
-)
+# Sources: tables written by the Spark feature job (training/features.py), read by
+# Feast's Spark offline store. Paths stay relative to the repo (the registry is published
+# with the tables: feature_repo/online_load.py resolves them where it runs).
 
-terminal_locations = FileSource(
-    name="terminal_locations",
-    path="data/terminal_locations.parquet",
-    timestamp_field="event_timestamp",
-    description="Terminal coordinates (km on the simulated map); reference data.",
-    owner=OWNER,
+
+def table_source(name: str, path: str, description: str) -> SparkSource:
+    """A Parquet table of the repo: a dataset partitioned by ``date=YYYY-MM-DD`` is
+    pruned by Spark to the dates a query can use; a single file (no partition column)
+    is read whole."""
+    partitioned = (REPO / path).is_dir()
+    return SparkSource(
+        name=name,
+        path=path,
+        file_format="parquet",
+        timestamp_field="event_timestamp",
+        date_partition_column=PARTITION_COLUMN if partitioned else None,
+        description=description,
+        owner=OWNER,
+    )
+
+
+customer_snapshots = table_source(
+    "customer_snapshots",
+    "data/customer_features.parquet",
+    "Daily customer snapshots; each row summarises transactions before it.",
+)
+terminal_snapshots = table_source(
+    "terminal_snapshots",
+    "data/terminal_features.parquet",
+    "Daily terminal snapshots; risk uses labels older than the label delay.",
+)
+terminal_locations = table_source(
+    "terminal_locations",
+    "data/terminal_locations.parquet",
+    "Terminal coordinates (km on the simulated map); reference data.",
 )
 
 # The streaming source: the service pushes a customer's velocity state after every
 # scored transaction; the batch source holds the same state after every historical
 # transaction (training/features.py), for point-in-time training sets and backfills.
-customer_velocity_log = FileSource(
-    name="customer_velocity_log",
-    path="data/customer_velocity.parquet",
-    timestamp_field="event_timestamp",
-    description="Velocity state after every transaction (feature_repo/velocity.py).",
-    owner=OWNER,
+customer_velocity_log = table_source(
+    "customer_velocity_log",
+    "data/customer_velocity.parquet",
+    "Velocity state after every transaction (feature_repo/velocity.py).",
 )
 customer_velocity_push = PushSource(
     name="customer_velocity_push",

@@ -7,11 +7,17 @@ the same for the current process only, before Feast is imported, and changes not
 else (Feast's behaviour for valid calls is unaffected). Every module of this project that
 imports Feast calls :func:`import_feast` first; ``python -m feature_repo.feast_runtime
 ARGS`` is the ``feast ARGS`` command with the same start-up.
+
+:func:`online_config` is how the scoring service reads a ``feature_store*.yaml``: the
+yamls name Spark as the offline store (training and materialization), whose config class
+imports pyspark; the service only reads and pushes online, and its image has no pyspark
+or Java, so it swaps in Feast's dependency-free ``file`` offline store, which it never calls.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +35,23 @@ def import_feast() -> ModuleType:
     import feast
 
     return feast
+
+
+def online_config(repo: Path, yaml_name: str) -> Any:
+    """The ``RepoConfig`` of ``repo / yaml_name`` (``${VARS}`` expanded from the
+    environment, as ``feast`` does) with the offline store replaced by ``file``."""
+    import os
+
+    import yaml
+
+    import_feast()
+    from feast.repo_config import RepoConfig
+
+    raw = yaml.safe_load(os.path.expandvars((repo / yaml_name).read_text()))
+    raw["offline_store"] = {"type": "file"}
+    config = RepoConfig(**raw)
+    config.repo_path = repo
+    return config
 
 
 def main() -> None:

@@ -4,16 +4,18 @@ Two jobs share this module, locally and on GKE:
 
 - ``publish``: the retraining job copies every table the FeatureService reads (each
   stored feature view's batch source, including those behind on-demand views and push
-  sources) and the registry to the directory the online-store job reads (a Cloud Storage
-  bucket on GKE). The set is derived from the registered definitions, so a new source
-  can never be left out of it.
+  sources; a single Parquet file or a date-partitioned dataset directory) and the
+  registry to the directory the online-store job reads (a Cloud Storage bucket on GKE).
+  The set is derived from the registered definitions, so a new source can never be left
+  out of it.
 - ``load``: the online-store job (the ``feast-materialize`` CronJob, and the DVC stage
   ``materialize``) materializes each view over an explicit window taken from the tables
   themselves: the last TTL before the newest snapshot for views with a TTL, the whole
-  table for reference and stream views. Nothing depends on the materialization intervals
+  table for reference and stream views, read through the yaml's Spark offline store
+  (:mod:`feature_repo.offline_spark`). Nothing depends on the materialization intervals
   recorded in the registry, which describe the machine that wrote it (a registry
-  published after a local run would make ``materialize-incremental`` start after all the
-  data and load nothing). Loading is idempotent: Feast's Redis store keeps the newer of a
+  published after a local run would make ``materialize-incremental`` start after all
+  the data and load nothing). Loading is idempotent: Feast's Redis store keeps the newer of a
   stored and an incoming row, so a rerun, or the hourly job after the service pushed
   fresher velocity state, never moves a value back in time. It ends by writing the load
   record (:mod:`feature_repo.online_status`) that the service's readiness check reads.
@@ -26,11 +28,9 @@ Two jobs share this module, locally and on GKE:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import Any
 import pandas as pd
 
 from feature_repo.feast_runtime import import_feast
+from feature_repo.offline_spark import repo_directory
 
 REGISTRY = "registry.db"
 
@@ -56,27 +57,12 @@ class ViewWindow:
     canary: str | None
 
 
-@contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    """Feast's file and DuckDB stores resolve relative source paths against the cwd."""
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
 def open_store(repo: Path, yaml_name: str = "feature_store.yaml") -> Any:
-    """A ``FeatureStore`` on ``repo`` with ``yaml_name``, reading its tables with DuckDB
-    (Feast's ``file`` store needs minutes for the velocity log's list-valued rows)."""
+    """A ``FeatureStore`` on ``repo`` with ``yaml_name`` and its (Spark) offline store."""
     import_feast()
     from feast import FeatureStore
-    from feast.repo_config import load_repo_config
 
-    config = load_repo_config(repo, repo / yaml_name)
-    config.offline_config = {"type": "duckdb"}
-    return FeatureStore(repo_path=str(repo), config=config)
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=repo / yaml_name)
 
 
 def stored_views(store: Any, service_name: str) -> list[Any]:
@@ -107,8 +93,8 @@ def source_table(view: Any) -> str:
 def publish(repo: Path, feature_service: str, to: Path) -> list[Path]:
     """Copy the registry and every table ``feature_service`` reads from ``repo`` to ``to``.
 
-    Each file is written beside its target and renamed over it, so a reader never sees a
-    half-written table; the registry goes last, after the tables it describes.
+    Each table is written beside its target and renamed over it, so a reader never sees
+    a half-written table; the registry goes last, after the tables it describes.
     """
     store = open_store(repo)
     tables = sorted({source_table(view) for view in stored_views(store, feature_service)})
@@ -116,15 +102,38 @@ def publish(repo: Path, feature_service: str, to: Path) -> list[Path]:
     written = []
     for relative in [*tables, f"data/{REGISTRY}"]:
         source = repo / relative
-        if not source.is_file():
+        if not source.exists():
             raise FileNotFoundError(f"publish: {source} is missing ({feature_service} reads it)")
         target = to / Path(relative).name
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+        size = _copy_replacing(source, target)
         written.append(target)
-        print(f"publish: {relative} -> {target} ({target.stat().st_size:,} bytes)", flush=True)
+        print(f"publish: {relative} -> {target} ({size:,} bytes)", flush=True)
     return written
+
+
+def _copy_replacing(source: Path, target: Path) -> int:
+    """Copy a file or a dataset directory beside ``target``, then swap it in; its size."""
+    partial = target.with_name(target.name + ".partial")
+    stale = target.with_name(target.name + ".stale")
+    for leftover in (partial, stale):
+        _remove(leftover)
+    if source.is_dir():
+        shutil.copytree(source, partial)
+    else:
+        shutil.copyfile(source, partial)
+    if target.is_dir() or (source.is_dir() and target.exists()):
+        target.replace(stale)  # nothing is renamed over a directory, or a file over one
+    partial.replace(target)
+    _remove(stale)
+    files = [target] if target.is_file() else [p for p in target.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def data_end(repo: Path, windows: Sequence[tuple[Any, Path]]) -> pd.Timestamp:
@@ -135,7 +144,12 @@ def data_end(repo: Path, windows: Sequence[tuple[Any, Path]]) -> pd.Timestamp:
 
 
 def _timestamps(table: Path) -> pd.Series:
-    return pd.read_parquet(table, columns=["event_timestamp"])["event_timestamp"]
+    return read_columns(table, ["event_timestamp"])["event_timestamp"]
+
+
+def read_columns(table: Path, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of a table: one Parquet file or a ``date=``-partitioned dataset."""
+    return pd.read_parquet(table, columns=columns)
 
 
 def plan(
@@ -150,7 +164,7 @@ def plan(
     windows = []
     for view, table in views:
         key = view.join_keys[0]
-        frame = pd.read_parquet(repo / table, columns=[key, "event_timestamp"])
+        frame = read_columns(repo / table, [key, "event_timestamp"])
         snapshot = bool(view.ttl) and view.stream_source is None
         start = end - pd.Timedelta(view.ttl) if snapshot else frame["event_timestamp"].min()
         rows = frame[(frame["event_timestamp"] >= start) & (frame["event_timestamp"] < end)]
@@ -185,7 +199,7 @@ def load(
         entities_to_keep=[],
         partial=True,
     )
-    with working_directory(repo):
+    with repo_directory(store, repo):
         for window in windows:
             began = time.perf_counter()
             store.materialize(  # Feast includes the end instant; the window excludes it

@@ -215,8 +215,14 @@ online_store:
   type: redis
   redis_type: redis
   connection_string: "{connection}"
-offline_store:
-  type: file
+offline_store:  # as in feature_store.yaml: the load reads the tables with Spark
+  type: spark
+  spark_conf:
+    spark.master: local[2]
+    spark.ui.enabled: "false"
+    spark.driver.bindAddress: 127.0.0.1
+    spark.driver.host: 127.0.0.1
+    spark.sql.session.timeZone: UTC
 entity_key_serialization_version: 3
 auth:
   type: no_auth

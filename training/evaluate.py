@@ -164,20 +164,21 @@ def main(argv: list[str] | None = None) -> None:
     bundle = load_bundle(args.bundle)
     scorer = EnsembleScorer(bundle, available_cores())
     features, v0 = load_parts(args.training_set, "v0", ("test",))
-    _, v1 = load_parts(args.training_set, "v1", ("after",))
     k, bins = section["precision_at_k"], section["calibration_bins"]
-    test_batch, drifted_batch = scorer.score(v0["test"].x), scorer.score(v1["after"].x)
+    test_batch = scorer.score(v0["test"].x)
     test, curves = evaluate_frame(scorer, v0["test"], k, bins, test_batch)
-    drifted, _ = evaluate_frame(scorer, v1["after"], k, bins, drifted_batch)
-    results = {
+    results: dict[str, Any] = {
         "bundle_version": bundle.version,
         "test": test,
-        "drifted_v1": drifted,
-        "ablation": {
-            "test": ablation(v0["test"].y, test_batch),
-            "drifted_v1": ablation(v1["after"].y, drifted_batch),
-        },
+        "ablation": {"test": ablation(v0["test"].y, test_batch)},
     }
+    # A retraining from the system of record has no drifted period (make loop): v0 only.
+    if (args.training_set / "v1.parquet").is_file():
+        _, v1 = load_parts(args.training_set, "v1", ("after",))
+        drifted_batch = scorer.score(v1["after"].x)
+        drifted, _ = evaluate_frame(scorer, v1["after"], k, bins, drifted_batch)
+        results["drifted_v1"] = drifted
+        results["ablation"]["drifted_v1"] = ablation(v1["after"].y, drifted_batch)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     write_plots(curves, args.plots)
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         f"evaluate: test AUPRC {test['auprc']:.4f}, ROC-AUC {test['roc_auc']:.4f}, "
         f"precision {test['precision']:.3f} / recall {test['recall']:.3f} at the alert tier, "
         f"card precision@{test['k']} {test['card_precision_at_k']:.3f}, "
-        f"ECE {test['ece']:.4f} (uncalibrated {test['ece_uncalibrated']:.4f}); "
-        f"v1 AUPRC {drifted['auprc']:.4f}",
+        f"ECE {test['ece']:.4f} (uncalibrated {test['ece_uncalibrated']:.4f})"
+        + (f"; v1 AUPRC {results['drifted_v1']['auprc']:.4f}" if "drifted_v1" in results else ""),
         flush=True,
     )
     if not args.no_mlflow:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from feature_repo.online_load import read_columns
 from training.inputs.feast_store import SNAPSHOT_TABLES, SNAPSHOT_TTL, STREAM_VIEWS, materialize
 from training.inputs.params import load_params
 
@@ -31,10 +32,10 @@ def loaded_entities(repo: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict[
         (t, pd.Timestamp.min.tz_localize("UTC")) for t in STREAM_VIEWS.values()
     ]
     for table, since in tables:
-        if not (repo / "data" / table).is_file():
+        if not (repo / "data" / table).exists():  # a file, or a date-partitioned directory
             continue
         key = "customer_id" if table.startswith("customer") else "terminal_id"
-        frame = pd.read_parquet(repo / "data" / table, columns=[key, "event_timestamp"])
+        frame = read_columns(repo / "data" / table, [key, "event_timestamp"])
         window = frame[(frame.event_timestamp >= since) & (frame.event_timestamp < end)]
         counts[table.removesuffix(".parquet")] = int(window[key].nunique())
     return counts

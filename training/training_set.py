@@ -5,12 +5,11 @@ row with the features of the FeatureService named in ``params.yaml`` (section
 ``training_set``), joined as of the transaction time, plus its label, scenario and split
 part. Training and serving therefore read the same feature definitions.
 
-The offline join runs on Feast's DuckDB offline store. Feast's default ``file`` store
-joins every entity row with every snapshot of its entity before filtering (it ran out of
-24 GiB on the 400,000 rows of v0) and drops rows whose entity has no snapshot within the
-TTL; DuckDB does the same point-in-time join in seconds and keeps every row. Serving
-keeps ``offline_store: file`` in ``feature_store.yaml`` because the API image does not
-ship DuckDB; only this stage swaps the offline store.
+The offline join runs on Feast's Spark offline store (``feature_store.yaml``: local mode
+here, a cluster for scale): the entity rows go to Spark by Arrow, each feature view is
+joined as of the transaction time within its TTL (partition-pruned by date when the
+table is a ``date=``-partitioned dataset), every row is kept, and Feast computes the
+on-demand views on the result in pandas. The service never queries the offline store.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from feature_repo.online_load import working_directory
+from feature_repo.offline_spark import repo_directory
 from training.inputs.feast_store import service_features, training_store
 from training.inputs.frames import LABEL
 from training.inputs.params import load_params
@@ -54,20 +53,43 @@ def entity_frame(transactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+CHUNK_ROWS = 100_000
+
+
 def historical_features(
-    store: Any, repo: Path, transactions: pd.DataFrame, service_name: str
+    store: Any,
+    repo: Path,
+    transactions: pd.DataFrame,
+    service_name: str,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
-    """Point-in-time features for every transaction, in the input's order."""
+    """Point-in-time features for every transaction, in the input's order.
+
+    The entity rows go to Spark ``chunk_rows`` at a time, in time order: Feast collects each
+    join (velocity state lists included) into the driver, so one join of a million rows
+    would need gigabytes of driver heap, while a chunk's dates prune the tables' ``date=``
+    partitions it reads. Each row is joined on its own, so chunking changes no value.
+    """
     features = service_features(store, service_name)
     service = store.get_feature_service(service_name)
-    with working_directory(repo):
-        joined = store.get_historical_features(
-            entity_df=entity_frame(transactions), features=service
-        ).to_df()
+    order = np.argsort(
+        pd.to_datetime(transactions["timestamp"], utc=True).to_numpy(), kind="stable"
+    )
+    parts = []
+    with repo_directory(store, repo):
+        for start in range(0, len(transactions), chunk_rows):
+            chunk = transactions.iloc[order[start : start + chunk_rows]]
+            parts.append(
+                store.get_historical_features(
+                    entity_df=entity_frame(chunk), features=service
+                ).to_df()
+            )
+    joined = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(joined) != len(transactions):
         raise RuntimeError(f"Feast returned {len(joined)} rows for {len(transactions)}")
     # Request fields and on-demand outputs never share a name (see request_features.py).
-    joined = joined.set_index("transaction_id").loc[transactions["transaction_id"].astype(str)]
+    ids = pd.Index(transactions["transaction_id"].astype(str))
+    joined = joined.set_index("transaction_id").loc[ids]
     out: pd.DataFrame = joined[features].astype(np.float64).reset_index(drop=True)
     return out
 
@@ -79,11 +101,14 @@ def build_training_set(
     service_name: str,
     split: TimeSplit,
     period: str,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
     """Labels, identifiers, split part and features of one period's transactions."""
     meta = transactions[[c for c in META_COLUMNS if c in transactions]].reset_index(drop=True)
     meta = meta.assign(period=period, part=split.assign(meta["timestamp"]))
-    features = historical_features(store, repo, transactions.reset_index(drop=True), service_name)
+    features = historical_features(
+        store, repo, transactions.reset_index(drop=True), service_name, chunk_rows
+    )
     return pd.concat([meta, features], axis=1)
 
 
@@ -95,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    service_name = params["training_set"]["feature_service"]
+    section = params["training_set"]
+    service_name = section["feature_service"]
     split = TimeSplit.from_params(params)
     repo = args.repo.resolve()
     store = training_store(repo)
@@ -103,9 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"feature_service": service_name}
     for period in ("v0", "v1"):
+        if period == "v1" and not (args.data / period).is_dir():
+            continue  # a retraining from the system of record (make loop) has no v1
         started = time.perf_counter()
         transactions = pd.read_parquet(args.data / period / "transactions.parquet")
-        frame = build_training_set(store, repo, transactions, service_name, split, period)
+        frame = build_training_set(
+            store, repo, transactions, service_name, split, period, section["chunk_rows"]
+        )
         frame.to_parquet(args.out / f"{period}.parquet", index=False)
         summary[period] = {
             "rows": len(frame),

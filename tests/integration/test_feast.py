@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from feature_repo.feast_runtime import import_feast
+from feature_repo.offline_spark import repo_directory
 from feature_repo.online_request import online_request
 from feature_repo.request_features import NEW_CUSTOMER, REQUEST_FEATURES
 
@@ -76,15 +77,18 @@ def test_unknown_entities_come_back_empty_and_flagged(
 
 
 def test_historical_retrieval_is_point_in_time_correct(
-    store: Any, tiny_stream: pd.DataFrame
+    store: Any, feast_repo: Path, tiny_stream: pd.DataFrame
 ) -> None:
     sample = tiny_stream.iloc[len(tiny_stream) // 3 :].sample(n=25, random_state=1)
     entity_df = pd.DataFrame([_request(tx) for tx in sample.itertuples()])
     entity_df["event_timestamp"] = sample["timestamp"].to_numpy()
-    got = store.get_historical_features(
-        entity_df=entity_df, features=store.get_feature_service(SERVICE)
-    ).to_df()
+    with repo_directory(store, feast_repo):  # Spark resolves the tables' relative paths
+        got = store.get_historical_features(
+            entity_df=entity_df, features=store.get_feature_service(SERVICE)
+        ).to_df()
     got = got.set_index(entity_df.index) if len(got) == len(entity_df) else got
+    # Spark hands timestamps back without a zone, in its session zone (UTC).
+    got["event_timestamp"] = pd.to_datetime(got["event_timestamp"]).dt.tz_localize("UTC")
     for row in got.itertuples():
         snapshot = row.event_timestamp.floor("D")  # the latest snapshot at or before t
         history = tiny_stream[

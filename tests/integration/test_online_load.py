@@ -91,6 +91,7 @@ def test_incremental_materialization_from_a_published_registry_loads_nothing(
         + ["materialize-incremental", now, "--views", "customer_features"],
         check=True,
         capture_output=True,
+        cwd=deployed,  # Spark resolves the sources' relative paths against the process's
     )
     assert rows(deployed / "data" / "online_store.db", "customer_features") == 0
 
