@@ -2,18 +2,23 @@
 # Retraining, as the GKE Job runs it in the training image (Dockerfile.train):
 #   1. copy the pipeline definition into a writable workspace (the image is read-only),
 #   2. pull the data and the run cache from the DVC remote,
-#   3. `dvc repro evaluate`: features, Feast registry, training, evaluation on the
-#      time-later test set, and registration in MLflow (MLFLOW_TRACKING_URI) as a new
-#      version with the `challenger` alias,
-#   4. push every new output to the DVC remote, and
+#   3. with RECORD_URL (on GKE): export the system of record's last RECORD_HISTORY_DAYS
+#      (120) days, keep the matured labels (training.inputs.record_history), and run the
+#      stages on it: the Spark feature job, Feast, the training set, training, evaluation
+#      and registration in MLflow (MLFLOW_TRACKING_URI) with the `challenger` alias and
+#      the gate's verdict; without it, `dvc repro evaluate` on the DVC data set and
+#   4. push every new output to the DVC remote; then
 #   5. publish the Feast registry and every table FEATURE_SERVICE reads to
 #      FEATURE_EXPORT_DIR, where the materialization CronJob reads them
-#      (python -m feature_repo.online_load publish: the set comes from the definitions).
+#      (python -m feature_repo.online_load publish: the set comes from the definitions),
+#   6. record the run in the system of record (RECORD_URL, when set): the registered
+#      version and the gate's verdict, read back as
+#      fraud_pipeline_last_success_timestamp_seconds{pipeline="retrain"} by the alert rules.
 # Promotion to `champion` and the new serving image stay a reviewed step (docs/deploy-gke.md).
 #
 # Environment: DVC_REMOTE_URL (e.g. gs://bucket/fraud-detection/dvc), FEATURE_EXPORT_DIR,
 # MLFLOW_TRACKING_URI, FEATURE_SERVICE (default fraud_detection_v2), and optionally SRC
-# (default /opt/fraud-src) and WORKSPACE (/work).
+# (default /opt/fraud-src), WORKSPACE (/work), RECORD_URL and RECORD_PASSWORD_FILE.
 set -euo pipefail
 
 src="${SRC:-/opt/fraud-src}"
@@ -23,6 +28,7 @@ workspace="${WORKSPACE:-/work}/fraud"
 
 log() { printf '%s retrain: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 
+started="$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
 log "workspace ${workspace}"
 rm -rf "${workspace}"
 mkdir -p "${workspace}"
@@ -38,14 +44,42 @@ dvc config --local core.remote job
 log "pull data and run cache from ${DVC_REMOTE_URL}"
 dvc pull --run-cache --allow-missing
 
-log "dvc repro evaluate"
-dvc repro evaluate
+if [[ -n "${RECORD_URL:-}" ]]; then
+  # What production saw: the system of record's history with its matured labels, through
+  # the Spark feature job and Feast (docs/data-loop.md); the terminals are reference data
+  # from the DVC data set.
+  pw=(${RECORD_PASSWORD_FILE:+--password-file "${RECORD_PASSWORD_FILE}"})
+  log "export ${RECORD_HISTORY_DAYS:-120} days of the system of record"
+  python -m system_of_record export --url "${RECORD_URL}" "${pw[@]}" --out export \
+    --days "${RECORD_HISTORY_DAYS:-120}"
+  python -m training.inputs.record_history --export export --terminals data/terminals.parquet \
+    --out record-data --params params.yaml --params-out params.yaml
+  log "features (Spark), Feast, training set, train, evaluate"
+  python -m training.features --transactions export --terminals data/terminals.parquet
+  python -m training.materialize
+  python -m training.training_set --data record-data
+  python -m training.train
+  python -m training.evaluate
+else
+  log "dvc repro evaluate"
+  dvc repro evaluate
 
-log "push outputs"
-dvc push --run-cache
+  log "push outputs"
+  dvc push --run-cache
+fi
 
 log "publish the registry and the tables of ${FEATURE_SERVICE:-fraud_detection_v2} to ${FEATURE_EXPORT_DIR}"
 python -m feature_repo.online_load publish --repo feature_repo \
   --feature-service "${FEATURE_SERVICE:-fraud_detection_v2}" --to "${FEATURE_EXPORT_DIR}"
 python -m training.reporting.summary
+
+if [[ -n "${RECORD_URL:-}" ]]; then
+  detail="$(python -c 'import json, sys; g = json.load(open(sys.argv[1]))
+print(json.dumps({k: g.get(k) for k in ("model_name", "version", "promoted", "reason")}))' \
+    metrics/gate.json)"
+  log "record the run in the system of record: ${detail}"
+  python -m system_of_record job-run --url "${RECORD_URL}" \
+    ${RECORD_PASSWORD_FILE:+--password-file "${RECORD_PASSWORD_FILE}"} \
+    --job retrain --status succeeded --started "${started}" --detail "${detail}"
+fi
 log "done"

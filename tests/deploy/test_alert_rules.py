@@ -53,7 +53,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test() -> None:
             for check in case.get("alert_rule_test", []):
                 (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
     names = {rule["alert"] for rule in alerts()}
-    assert len(names) == 8
+    assert len(names) == 15
     assert names - fires == set(), "alerts no test fires"
     assert names - quiet == set(), "alerts no test keeps quiet"
     assert (fires | quiet) - names == set(), "tests of alerts that do not exist"

@@ -198,6 +198,8 @@ def test_secret_files_are_where_the_settings_read_them(overlay: str) -> None:
     }
     env = settings_env(overlay)
     assert {env["API_KEYS_FILE"], env["PII_HASH_KEY_FILE"]} <= secret_files
+    if "RECORD_PASSWORD_FILE" in env:  # the system of record's password (record-db)
+        assert env["RECORD_PASSWORD_FILE"] in secret_files
     secret_env = [e for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
     assert {e["name"] for e in secret_env} <= {"FEAST_REDIS_CONNECTION"}  # Feast needs env
 
@@ -217,7 +219,8 @@ def test_the_only_writable_paths_are_emptydirs(overlay: str) -> None:
     # filesystem), copied there by the init container before the service starts.
     repo = Path(workdir) / settings_env(overlay)["FEATURE_REPO"]
     assert repo.parent.as_posix() == f"{workdir}/var"
-    (init,) = spec["initContainers"]
+    # The one init container that runs to completion (the Auth Proxy is a sidecar).
+    (init,) = [c for c in spec["initContainers"] if c.get("restartPolicy") != "Always"]
     assert init["image"] == container["image"]
     assert f"cp -R feature_repo/. {settings_env(overlay)['FEATURE_REPO']}/" in init["command"][-1]
     assert {m["mountPath"] for m in init["volumeMounts"]} == {f"{workdir}/var"}
@@ -291,7 +294,10 @@ def test_gke_scales_with_an_hpa_and_serves_https() -> None:
 
 def test_gke_site_values_replace_every_placeholder() -> None:
     text = "\n".join(yaml.safe_dump(o) for o in rendered("gke"))
-    for placeholder in ("DOMAIN", "_GSA", "MEMORYSTORE_CIDR", "FEATURE_BUCKET", "STATIC_IP_NAME"):
+    for placeholder in (
+        *("DOMAIN", "_GSA", "MEMORYSTORE_CIDR", "FEATURE_BUCKET", "STATIC_IP_NAME"),
+        *("CLOUDSQL_INSTANCE", "CLOUDSQL_CIDR"),
+    ):
         assert placeholder not in text
     assert not [o for o in rendered("gke") if o["metadata"]["name"] == "gke-site"]
 
@@ -316,7 +322,9 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(overlay: 
 
 def test_gke_jobs_materialize_and_retrain_with_the_training_image() -> None:
     materialize = find("gke", "CronJob", "feast-materialize")
-    (container,) = pod_spec(materialize)["containers"]
+    # The load step; the Job's container then records the run (test_pipeline_jobs.py).
+    steps = pod_spec(materialize)["initContainers"]
+    (container,) = [c for c in steps if c["name"] == "materialize"]
     # Explicit windows from the tables (feature_repo/online_load.py), never the
     # registry's materialization state: materialize-incremental loaded nothing.
     assert container["command"][:4] == ["python", "-m", "feature_repo.online_load", "load"]
@@ -329,7 +337,7 @@ def test_gke_jobs_materialize_and_retrain_with_the_training_image() -> None:
     assert find("gke", "ConfigMap", settings)["data"]["FEATURE_SERVICE"] == "fraud_detection_v2"
     assert materialize["spec"]["concurrencyPolicy"] == "Forbid"
     retrain = find("gke", "CronJob", "fraud-retrain")
-    assert retrain["spec"]["suspend"] is True
+    assert not retrain["spec"].get("suspend")  # weekly, no longer a suspended template
     (trainer,) = pod_spec(retrain)["containers"]
     assert trainer["command"][-1].endswith("tools/retrain.sh")
     assert "fraud-training" in container["image"] and "fraud-training" in trainer["image"]

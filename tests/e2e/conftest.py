@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from benchmarks.postgres_server import PostgresServer
+from benchmarks.server import free_port
 from tests import redis_server as redis_fixtures
 from tests.conftest import ROOT, tiny_params_dict
 from tests.e2e.pod_runner import render
@@ -124,8 +126,27 @@ def images(workspace: Path, timings: dict[str, float]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def rendered() -> list[dict[str, Any]]:
-    return render(OVERLAY)
+def record_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """The system of record: Debian's PostgreSQL on the host's loopback (Cloud SQL on GKE),
+    which pods reach as 10.0.2.2 like the Redis."""
+    server = PostgresServer(tmp_path_factory.mktemp("record-db"), free_port())
+    server.init()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def rendered(record_db: PostgresServer) -> list[dict[str, Any]]:
+    """The overlay's rendering, its RECORD_URL pointed at this run's PostgreSQL port."""
+    objects = render(OVERLAY)
+    for obj in objects:
+        data = obj.get("data") or {}
+        if obj["kind"] == "ConfigMap" and "RECORD_URL" in data:
+            assert data["RECORD_URL"] == "postgresql://fraud_app@10.0.2.2:5432/fraud"
+            data["RECORD_URL"] = f"postgresql://fraud_app@10.0.2.2:{record_db.port}/fraud"
+    return objects
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ from typing import Any
 import pytest
 
 from app.services.metrics import LATENCY_BUCKETS
+from benchmarks.postgres_server import PostgresServer
 from benchmarks.server import free_port
+from system_of_record.store import open_store
 from tests.conftest import ROOT
 from tests.e2e import prometheus
 from tests.e2e.pod_runner import Pod, cronjob_pod, deployment_pod, find
@@ -59,10 +61,10 @@ def request(
         connection.close()
 
 
-def secrets(redis: RedisServer) -> dict[str, dict[str, str]]:
-    """The two Secrets docs/deploy-gke.md has an operator create, with local values: the
+def secrets(redis: RedisServer, record: PostgresServer) -> dict[str, dict[str, str]]:
+    """The Secrets docs/deploy-gke.md has an operator create, with local values: the
     connection string as documented for Memorystore, through the pod network's view of
-    the host's loopback (10.0.2.2)."""
+    the host's loopback (10.0.2.2), and the system of record's password."""
     assert redis.tls is not None
     connection = (
         f"10.0.2.2:{redis.port},ssl=true,ssl_ca_certs=/etc/memorystore/server-ca.pem,"
@@ -71,6 +73,7 @@ def secrets(redis: RedisServer) -> dict[str, dict[str, str]]:
     return {
         "fraud-scoring-secrets": {"api-keys": f"{API_KEY}\n", "pii-hash-key": "e2e-pii-hash-key"},
         "fraud-memorystore": {"connection": connection, "server-ca.pem": redis.tls.ca.read_text()},
+        "fraud-record-db": {"password": record.password_file.read_text()},
     }
 
 
@@ -103,14 +106,14 @@ def bucket(
 
 def materialize(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
-    bucket: Path, redis_tls: RedisServer, name: str,
+    bucket: Path, redis_tls: RedisServer, record: PostgresServer, name: str,
 ) -> str:  # fmt: skip
     """The feast-materialize CronJob's job, from the rendering."""
     job = Pod(
         name=name,
         template=cronjob_pod(rendered, "feast-materialize"),
         objects=rendered,
-        secrets=secrets(redis_tls),
+        secrets=secrets(redis_tls, record),
         root=root / name,
         podman=podman,
         images=images,
@@ -133,11 +136,13 @@ def redis_keys(redis: RedisServer) -> int:
 @pytest.fixture(scope="module")
 def loaded(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    bucket: Path, redis_tls: RedisServer, timings: dict[str, float],
+    bucket: Path, redis_tls: RedisServer, record_db: PostgresServer, timings: dict[str, float],
 ) -> int:  # fmt: skip
     redis_tls.flush()
     began = time.monotonic()
-    log = materialize(rendered, images, podman, e2e_root, bucket, redis_tls, "materialize-1")
+    log = materialize(
+        rendered, images, podman, e2e_root, bucket, redis_tls, record_db, "materialize-1"
+    )
     timings["materialize job"] = time.monotonic() - began
     assert "record written for fraud_detection_v2" in log, log
     keys = redis_keys(redis_tls)
@@ -147,13 +152,13 @@ def loaded(
 
 def scoring_pod(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, root: Path,
-    redis_tls: RedisServer, name: str,
+    redis_tls: RedisServer, record: PostgresServer, name: str,
 ) -> Pod:  # fmt: skip
     return Pod(
         name=name,
         template=deployment_pod(rendered, "fraud-scoring"),
         objects=rendered,
-        secrets=secrets(redis_tls),
+        secrets=secrets(redis_tls, record),
         root=root / name,
         podman=podman,
         images=images,
@@ -164,9 +169,11 @@ def scoring_pod(
 @pytest.fixture(scope="module")
 def pod(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    redis_tls: RedisServer, loaded: int, timings: dict[str, float],
+    redis_tls: RedisServer, record_db: PostgresServer, loaded: int, timings: dict[str, float],
 ) -> Iterator[Pod]:  # fmt: skip
-    running = scoring_pod(rendered, images, podman, e2e_root, redis_tls, "fraud-scoring-e2e")
+    running = scoring_pod(
+        rendered, images, podman, e2e_root, redis_tls, record_db, "fraud-scoring-e2e"
+    )
     began = time.monotonic()
     running.start()
     try:
@@ -358,6 +365,49 @@ def test_a_push_reaches_redis_and_the_next_answer_after_a_restart_with_the_label
     )
 
 
+def test_scores_labels_and_job_runs_reach_the_system_of_record(
+    pod: Pod, record_db: PostgresServer
+) -> None:
+    """What the pod answers and learns is in PostgreSQL (Cloud SQL's stand-in), written by
+    its shipper off the request path; the materialize job's success is there too, and the
+    pod exports it for the alert rules."""
+    status = known(pod)
+    ids = [f"e2e-record-{i}" for i in range(5)]
+    for i, transaction_id in enumerate(ids):
+        full_answer(pod, purchase(status, transaction_id, seconds=10 + i))
+    label = {"transaction_id": ids[0], "is_fraud": True}
+    assert request(port_of(pod), "POST", "/v1/feedback", label)[0] == 200
+    store = open_store(record_db.url, record_db.password_file)
+    deadline = time.monotonic() + 30
+    while True:
+        with store.transaction() as cursor:
+            cursor.execute(
+                "SELECT transaction_id, customer_id, model_version, decision FROM decisions "
+                "WHERE transaction_id LIKE 'e2e-record-%'"
+            )
+            decisions = {row[0]: row[1:] for row in cursor.fetchall()}
+            cursor.execute("SELECT is_fraud FROM labels WHERE transaction_id = %s", (ids[0],))
+            labels = cursor.fetchall()
+        if len(decisions) == len(ids) and labels:
+            break
+        assert time.monotonic() < deadline, f"not in PostgreSQL: {decisions}, {labels}"
+        time.sleep(0.5)
+    assert {row[0] for row in decisions.values()} == {purchase(status, "x")["customer_id"]}
+    assert all(row[1] not in ("", "history") for row in decisions.values())
+    assert labels == [(True,)]
+    assert "materialize" in store.last_successes()  # the job's record step
+    store.close()
+    code, ready = request(port_of(pod), "GET", "/readyz", key=None)
+    assert code == 200 and ready["system_of_record"] == {
+        "status": "shipping", "detail": None, "spooled": 0,
+    }, ready  # fmt: skip
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(pod), timeout=10)
+    connection.request("GET", "/metrics")
+    metrics = connection.getresponse().read().decode()
+    connection.close()
+    assert 'fraud_pipeline_last_success_timestamp_seconds{pipeline="materialize"}' in metrics
+
+
 def test_locust_meets_its_slo_gates_through_the_pod(
     pod: Pod, workspace: Path, e2e_root: Path, timings: dict[str, float]
 ) -> None:
@@ -440,10 +490,12 @@ def test_sigterm_drains_with_no_failed_request(pod: Pod, timings: dict[str, floa
 
 def test_a_pod_on_an_empty_store_is_not_ready_until_the_job_loads_it(
     rendered: list[dict[str, Any]], images: dict[str, str], podman: Any, e2e_root: Path,
-    bucket: Path, redis_tls: RedisServer, pod: Pod,
+    bucket: Path, redis_tls: RedisServer, record_db: PostgresServer, pod: Pod,
 ) -> None:  # fmt: skip
     redis_tls.flush()
-    empty = scoring_pod(rendered, images, podman, e2e_root, redis_tls, "fraud-scoring-empty")
+    empty = scoring_pod(
+        rendered, images, podman, e2e_root, redis_tls, record_db, "fraud-scoring-empty"
+    )
     empty.start()
     try:
         time.sleep(20)  # started, probed for a while
@@ -453,7 +505,9 @@ def test_a_pod_on_an_empty_store_is_not_ready_until_the_job_loads_it(
         assert code == 503 and ready["feature_store"]["status"] == "empty", ready
         code, _ = request(port_of(empty), "GET", "/healthz", key=None)
         assert code == 200  # alive: nothing a restart would fix
-        materialize(rendered, images, podman, e2e_root, bucket, redis_tls, "materialize-2")
+        materialize(
+            rendered, images, podman, e2e_root, bucket, redis_tls, record_db, "materialize-2"
+        )
         empty.wait_ready(timeout=90)  # the periodic check sees the data: no restart needed
         assert container.restarts == 0
         smoke(f"http://127.0.0.1:{port_of(empty)}", API_KEY, ready_timeout=10)
