@@ -399,4 +399,6 @@ def tracing_markdown(path: Path = Path("benchmarks/tracing.json")) -> str:
 
 
 def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | None = None) -> None:
-    path.write_text(render(results, soak) + tracing_markdown())
+    from benchmarks.record_report import markdown as record_markdown  # make record-bench
+
+    path.write_text(render(results, soak) + tracing_markdown() + record_markdown())
