@@ -170,9 +170,11 @@ def _utc(value: object) -> datetime:
 def mature_labels(
     export: pd.DataFrame, as_of: pd.Timestamp, label_delay: pd.Timedelta
 ) -> pd.DataFrame:
-    """Rows of an export whose label is known at ``as_of`` (see the module docstring),
-    with ``is_fraud`` filled in as int8."""
-    known = export["is_fraud"].notna() & (export["label_received_at"] <= as_of)
+    """Rows of an export taken at ``as_of`` whose label is known (see the module
+    docstring), with ``is_fraud`` filled in as int8. Every label in the export is known by
+    then: its receipt time is the service's clock, which a replay of simulated days does
+    not share, so it is not compared with ``as_of``."""
+    known = export["is_fraud"].notna()
     matured = export["timestamp"] + label_delay <= as_of
     rows = export[known | matured].copy()
     fraud = rows["is_fraud"].where(known[known | matured], 0)
