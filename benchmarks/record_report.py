@@ -44,7 +44,7 @@ def section(record: dict[str, Any]) -> list[str]:
         )
     out += [
         "",
-        f"**Under the API's load**: the service (`python -m app`, one worker"
+        f"**Under the API's load**: the service (`python -m app`, one worker"  # nosec B608 # Markdown, not SQL
         f"{', pinned to core 0, the load generator on core 1' if s['pinned'] else ''}) at "
         f"saturation, closed loop, {s['seconds']:g} s per endpoint ({s['connections']} connections "
         "for single transactions, 2 for batches: the batches admitted at once), every "

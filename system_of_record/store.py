@@ -18,11 +18,36 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from system_of_record.rows import DECISION_COLUMNS, LABEL_COLUMNS, DecisionRow, LabelRow
+from system_of_record.rows import DecisionRow, LabelRow
 from system_of_record.schema import Dialect, schema
 
 LabelStatus = Literal["recorded", "duplicate", "conflict"]
 JOBS = ("features", "materialize", "retrain")
+
+# Literal statements (PostgreSQL's placeholders; SQLite's are swapped in): nothing in the
+# SQL is built at run time.
+INSERT_DECISION = (
+    "INSERT INTO decisions (transaction_id, customer_id, terminal_id, tx_time, amount, "
+    "merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, "
+    "feature_service, model_version, fraud_probability, risk_level, decision, "
+    "decision_source, degraded, request_id, scored_at) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    "ON CONFLICT (transaction_id) DO NOTHING"
+)
+INSERT_LABEL = (
+    "INSERT INTO labels (transaction_id, is_fraud, source, received_at) "
+    "VALUES (%s,%s,%s,%s) ON CONFLICT (transaction_id) DO NOTHING"
+)
+INSERT_CONFLICT = (
+    "INSERT INTO label_conflicts (transaction_id, is_fraud, source, received_at) "
+    "VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING"
+)
+LABEL_OF = "SELECT is_fraud FROM labels WHERE transaction_id = %s"
+COUNTS = (
+    "SELECT (SELECT COUNT(*) FROM decisions), (SELECT COUNT(*) FROM labels), "
+    "(SELECT COUNT(*) FROM label_conflicts), (SELECT COUNT(*) FROM job_runs)"
+)
+TABLES = ("decisions", "labels", "label_conflicts", "job_runs")
 
 
 class RecordUnavailable(Exception):
@@ -136,11 +161,7 @@ class RecordStore:
         """Record scored transactions; an id already on record keeps its first row."""
         if not rows:
             return
-        marks = ",".join(["%s"] * len(DECISION_COLUMNS))
-        statement = self._sql(
-            f"INSERT INTO decisions ({','.join(DECISION_COLUMNS)}) VALUES ({marks}) "
-            "ON CONFLICT (transaction_id) DO NOTHING"
-        )
+        statement = self._sql(INSERT_DECISION)
         values = [
             row._replace(tx_time=self._time(row.tx_time), scored_at=self._time(row.scored_at))
             for row in rows
@@ -151,15 +172,7 @@ class RecordStore:
     def write_labels(self, rows: Sequence[LabelRow]) -> list[LabelStatus]:
         """Record labels: new (``recorded``), the same again (``duplicate``) or a
         different one for a known id (``conflict``, kept apart, never applied)."""
-        insert = self._sql(
-            f"INSERT INTO labels ({','.join(LABEL_COLUMNS)}) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT (transaction_id) DO NOTHING"
-        )
-        known = self._sql("SELECT is_fraud FROM labels WHERE transaction_id = %s")
-        conflict = self._sql(
-            f"INSERT INTO label_conflicts ({','.join(LABEL_COLUMNS)}) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT DO NOTHING"
-        )
+        insert, known, conflict = map(self._sql, (INSERT_LABEL, LABEL_OF, INSERT_CONFLICT))
         statuses: list[LabelStatus] = []
         with self.transaction() as cursor:
             for row in rows:
@@ -180,10 +193,7 @@ class RecordStore:
     def insert_labels(self, rows: Sequence[LabelRow]) -> None:
         """Bulk-load labels with no per-row status (a history backfill): a known id keeps
         the label on record."""
-        statement = self._sql(
-            f"INSERT INTO labels ({','.join(LABEL_COLUMNS)}) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT (transaction_id) DO NOTHING"
-        )
+        statement = self._sql(INSERT_LABEL)
         values = [row._replace(received_at=self._time(row.received_at)) for row in rows]
         with self.transaction() as cursor:
             cursor.executemany(statement, values)
@@ -212,12 +222,10 @@ class RecordStore:
 
     def counts(self) -> dict[str, int]:
         """Rows per table."""
-        out = {}
         with self.transaction() as cursor:
-            for table in ("decisions", "labels", "label_conflicts", "job_runs"):
-                cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - fixed names
-                out[table] = int(cursor.fetchone()[0])
-        return out
+            cursor.execute(COUNTS)
+            counts = cursor.fetchone()
+        return {table: int(n) for table, n in zip(TABLES, counts, strict=True)}
 
     def close(self) -> None:
         if self._connection is not None:

@@ -52,23 +52,27 @@ CREATE TABLE IF NOT EXISTS shipped (log TEXT PRIMARY KEY, through INTEGER NOT NU
 """
 # What the shipper reads, oldest first: labels by rowid, then conflicts whose first label
 # has been shipped (so the system of record sees the two in the order this pod did).
-_THROUGH = "COALESCE((SELECT through FROM shipped WHERE log = ?), 0)"
 _UNSHIPPED_LABELS = (
     "SELECT rowid, transaction_id, is_fraud, source, received_at FROM labels "
-    f"WHERE rowid > {_THROUGH} ORDER BY rowid LIMIT ?"
+    "WHERE rowid > COALESCE((SELECT through FROM shipped WHERE log = 'labels'), 0) "
+    "ORDER BY rowid LIMIT ?"
 )
 _UNSHIPPED_CONFLICTS = (
     "SELECT c.id, c.transaction_id, c.is_fraud, c.source, c.received_at, l.rowid "
-    f"FROM label_conflicts c JOIN labels l USING (transaction_id) WHERE c.id > {_THROUGH} "
+    "FROM label_conflicts c JOIN labels l USING (transaction_id) "
+    "WHERE c.id > COALESCE((SELECT through FROM shipped WHERE log = 'label_conflicts'), 0) "
     "ORDER BY c.id LIMIT ?"
 )
+_THROUGH = "SELECT COALESCE((SELECT through FROM shipped WHERE log = ?), 0)"
 _MARK = (
     "INSERT INTO shipped (log, through) VALUES (?, ?) "
     "ON CONFLICT (log) DO UPDATE SET through = MAX(through, excluded.through)"
 )
 _BACKLOG = (
-    f"SELECT (SELECT COALESCE(MAX(rowid), 0) FROM labels) - {_THROUGH}, "
-    f"(SELECT COALESCE(MAX(id), 0) FROM label_conflicts) - {_THROUGH}"
+    "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM labels) "
+    "- COALESCE((SELECT through FROM shipped WHERE log = 'labels'), 0), "
+    "(SELECT COALESCE(MAX(id), 0) FROM label_conflicts) "
+    "- COALESCE((SELECT through FROM shipped WHERE log = 'label_conflicts'), 0)"
 )
 ShippedLabel = tuple[str, bool, str, str]  # transaction id, is_fraud, source, received_at
 
@@ -207,11 +211,11 @@ class LabelLog:
         rowid and conflict id to mark once they are there."""
         with self._lock:
             db = self._current()
-            labels = db.execute(_UNSHIPPED_LABELS, ("labels", limit)).fetchall()
-            through = labels[-1][0] if labels else _scalar(db, f"SELECT {_THROUGH}", "labels")
+            labels = db.execute(_UNSHIPPED_LABELS, (limit,)).fetchall()
+            through = labels[-1][0] if labels else _scalar(db, _THROUGH, "labels")
             rows: list[ShippedLabel] = [(r[1], bool(r[2]), r[3], r[4]) for r in labels]
-            conflicts_through = _scalar(db, f"SELECT {_THROUGH}", "label_conflicts")
-            for row in db.execute(_UNSHIPPED_CONFLICTS, ("label_conflicts", limit)):
+            conflicts_through = _scalar(db, _THROUGH, "label_conflicts")
+            for row in db.execute(_UNSHIPPED_CONFLICTS, (limit,)):
                 if row[5] > through:  # its first label is not shipped yet
                     break
                 rows.append((row[1], bool(row[2]), row[3], row[4]))
@@ -229,9 +233,7 @@ class LabelLog:
     def backlog(self) -> int:
         """Labels and conflicts not yet shipped."""
         with self._lock:
-            labels, conflicts = (
-                self._current().execute(_BACKLOG, ("labels", "label_conflicts")).fetchone()
-            )
+            labels, conflicts = self._current().execute(_BACKLOG).fetchone()
         return int(labels) + int(conflicts)
 
     def counts(self) -> dict[str, int]:

@@ -78,12 +78,13 @@ CREATE INDEX IF NOT EXISTS predictions_transaction ON predictions (transaction_i
 CREATE INDEX IF NOT EXISTS predictions_time ON predictions (scored_at);
 CREATE TABLE IF NOT EXISTS shipped (log TEXT PRIMARY KEY, through INTEGER NOT NULL);
 """
-_COLUMNS = (
-    "transaction_id, model_version, fraud_probability, risk_level, decision, decision_source, "
-    "degraded, request_id, scored_at, customer_id, terminal_id, tx_time, amount, "
-    "merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, feature_service"
+# Literal statements: nothing in the SQL is built at run time.
+_INSERT = (
+    "INSERT INTO predictions (transaction_id, model_version, fraud_probability, risk_level, "
+    "decision, decision_source, degraded, request_id, scored_at, customer_id, terminal_id, "
+    "tx_time, amount, merchant_category, channel, entry_mode, is_foreign, "
+    "distance_from_home_km, feature_service) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-_INSERT = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({','.join(['?'] * 19)})"
 # Rows acknowledged but not yet in the system of record (ids only grow: rows are never
 # pruned before they are shipped).
 _BACKLOG = (
@@ -91,7 +92,10 @@ _BACKLOG = (
     "WHERE log = 'predictions'), 0) FROM predictions"
 )
 _UNSHIPPED = (
-    f"SELECT id, {_COLUMNS} FROM predictions WHERE id > COALESCE((SELECT through FROM shipped "
+    "SELECT id, transaction_id, model_version, fraud_probability, risk_level, decision, "
+    "decision_source, degraded, request_id, scored_at, customer_id, terminal_id, tx_time, "
+    "amount, merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, "
+    "feature_service FROM predictions WHERE id > COALESCE((SELECT through FROM shipped "
     "WHERE log = 'predictions'), 0) ORDER BY id LIMIT ?"
 )
 _MARK = (

@@ -163,3 +163,16 @@ def test_labels_mature_after_the_delay_and_unknown_recent_ones_are_left_out() ->
     assert dict(zip(rows["transaction_id"], rows["is_fraud"], strict=True)) == {
         "old-fraud": 1, "old-quiet": 0, "new-fraud": 1, "late": 1,
     }  # fmt: skip
+
+
+def test_the_literal_statements_name_the_rows_fields_in_order() -> None:
+    from system_of_record.rows import DECISION_COLUMNS, LABEL_COLUMNS
+    from system_of_record.store import INSERT_CONFLICT, INSERT_DECISION, INSERT_LABEL
+
+    def columns(statement: str) -> tuple[str, ...]:
+        inside = statement.split("(", 1)[1].split(")", 1)[0]
+        return tuple(name.strip() for name in inside.split(","))
+
+    assert columns(INSERT_DECISION) == DECISION_COLUMNS
+    assert columns(INSERT_LABEL) == columns(INSERT_CONFLICT) == LABEL_COLUMNS
+    assert INSERT_DECISION.count("%s") == len(DECISION_COLUMNS)
