@@ -55,8 +55,11 @@ def store_as_of(source: Path, target: Path, service: str, start: pd.Timestamp) -
     (target / "data").mkdir(parents=True)
     for name in REPO_FILES:
         shutil.copy(source / name, target / name)
-    for table in TABLES:
-        shutil.copy(source / "data" / table, target / "data" / table)
+    for table in TABLES:  # the feature job's date-partitioned directories (or files)
+        if (source / "data" / table).is_dir():
+            shutil.copytree(source / "data" / table, target / "data" / table)
+        else:
+            shutil.copy(source / "data" / table, target / "data" / table)
     began = time.perf_counter()
     materialize(target, service, end=start)
     record = {

@@ -68,8 +68,18 @@ def test_publish_copies_every_table_the_service_reads_and_the_registry(
         "terminal_features.parquet",
         "terminal_locations.parquet",
     ]
-    for name in names:
-        assert (published / name).read_bytes() == (feast_repo / "data" / name).read_bytes()
+    for name in names:  # files, or the feature job's date-partitioned directories
+        assert _contents(published / name) == _contents(feast_repo / "data" / name)
+        assert _contents(published / name)  # not empty
+
+
+def _contents(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` (``path`` itself when it is a file), by relative name."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {
+        str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()
+    }
 
 
 def test_the_publish_set_follows_the_definitions(feast_repo: Path) -> None:

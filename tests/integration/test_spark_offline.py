@@ -56,6 +56,23 @@ def partition_by_date(table: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
+def file_repo(feast_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny repository with every table as one Parquet file, applied and loaded: the
+    layout before the feature job partitioned them (Feast's SparkSource reads both). Loaded
+    here, not the session's store, which other tests' velocity pushes change."""
+    repo = tmp_path_factory.mktemp("single_file") / "feature_repo"
+    (repo / "data").mkdir(parents=True)
+    for name in ("definitions.py", "feature_store.yaml", ".feastignore"):
+        shutil.copy(feast_repo / name, repo / name)
+    for table in TABLES:
+        frame = pd.read_parquet(feast_repo / "data" / table)
+        frame.drop(columns=["date"], errors="ignore").to_parquet(repo / "data" / table, index=False)
+    subprocess.run([*feast_cli(repo), "apply", "--skip-source-validation"], check=True)
+    load(repo, "feature_store.yaml", SERVICE)
+    return repo
+
+
+@pytest.fixture(scope="module")
 def partitioned_repo(feast_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny repository with every table as a date-partitioned directory, applied."""
     repo = tmp_path_factory.mktemp("partitioned") / "feature_repo"
@@ -124,9 +141,9 @@ def reference(feast_repo: Path, transactions: pd.DataFrame, tmp_path_factory: An
 
 
 def test_the_sources_are_spark_and_partition_pruned_only_when_partitioned(
-    feast_repo: Path, partitioned_repo: Path
+    file_repo: Path, partitioned_repo: Path
 ) -> None:
-    for repo, column in ((feast_repo, ""), (partitioned_repo, "date")):
+    for repo, column in ((file_repo, ""), (partitioned_repo, "date")):
         views = stored_views(open_store(repo), SERVICE)
         assert {type(v.batch_source).__name__ for v in views} == {"SparkSource"}
         assert {v.batch_source.date_partition_column for v in views} == {column}
@@ -137,12 +154,12 @@ def test_the_sources_are_spark_and_partition_pruned_only_when_partitioned(
 @pytest.mark.parametrize("layout", ["file", "partitioned"])
 def test_the_spark_training_set_equals_the_previous_path(
     layout: str,
-    feast_repo: Path,
+    file_repo: Path,
     partitioned_repo: Path,
     transactions: pd.DataFrame,
     reference: pd.DataFrame,
 ) -> None:
-    repo = feast_repo if layout == "file" else partitioned_repo
+    repo = file_repo if layout == "file" else partitioned_repo
     store = open_store(repo)
     got = historical_features(store, repo, transactions, SERVICE)
     assert list(got.columns) == service_features(store, SERVICE) == list(reference.columns)
@@ -174,17 +191,17 @@ def test_the_join_prunes_partitions_by_date(
 
 
 def test_materialization_and_readers_work_on_partitioned_tables(
-    feast_repo: Path, partitioned_repo: Path, tmp_path: Path
+    file_repo: Path, partitioned_repo: Path, tmp_path: Path
 ) -> None:
-    end = materialization_end(feast_repo)
+    end = materialization_end(file_repo)
     assert materialization_end(partitioned_repo) == end
     start = end - pd.Timedelta(days=2)
     counts = loaded_entities(partitioned_repo, start, end)
-    assert counts == loaded_entities(feast_repo, start, end)
+    assert counts == loaded_entities(file_repo, start, end)
     assert set(counts) == {t.removesuffix(".parquet") for t in TABLES}
     assert min(counts.values()) > 0
     windows = load(partitioned_repo, "feature_store.yaml", SERVICE)
-    expected_windows = plan(feast_repo, open_store(feast_repo), SERVICE)
+    expected_windows = plan(file_repo, open_store(file_repo), SERVICE)
     assert sorted(windows, key=str) == sorted(expected_windows, key=str)
     assert {w.view for w in windows} == {
         "customer_features",
@@ -199,10 +216,10 @@ def test_materialization_and_readers_work_on_partitioned_tables(
     rows = [dict(zip(ids, values, strict=True)) for values in zip(*ids.values(), strict=True)]
     views = ["customer_features", "terminal_features", "customer_velocity"]
     refs = [
-        f"{v}:{f.name}" for v in views for f in open_store(feast_repo).get_feature_view(v).features
+        f"{v}:{f.name}" for v in views for f in open_store(file_repo).get_feature_view(v).features
     ]
     got = open_store(partitioned_repo).get_online_features(refs, rows).to_dict()
-    expected = open_store(feast_repo).get_online_features(refs, rows).to_dict()
+    expected = open_store(file_repo).get_online_features(refs, rows).to_dict()
     assert got == expected
     assert (
         got["customer_avg_amount_30d"][0] is not None and got["customer_avg_amount_30d"][2] is None
