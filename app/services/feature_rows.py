@@ -13,7 +13,8 @@ transaction records why in ``degraded``:
 Velocity features (when the FeatureService has them) come from each customer's state:
 stored and pending transactions (``states``), then the transactions being scored
 together, taken in timestamp order exactly as ``feature_repo.velocity.customer_log``
-does for training (in the Spark feature job). The scored transactions are returned as ``events`` to be recorded.
+does for training (in the Spark feature job). The scored transactions are returned as
+``events`` to be recorded.
 """
 
 from __future__ import annotations
