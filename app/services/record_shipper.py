@@ -101,6 +101,14 @@ class RecordShipper:
         self._jobs_read = 0.0
 
     def start(self) -> None:
+        """Reach the database once now (so the connection, the jobs' metrics and the
+        readiness exist from start-up: a database that is away is reported, not waited
+        for), then ship in the background."""
+        try:
+            self._refresh_jobs()
+            self._succeeded()
+        except RecordUnavailable as exc:
+            self._failed(str(exc))
         self._thread = threading.Thread(target=self._run, name="record-shipper", daemon=True)
         self._thread.start()
 
