@@ -87,10 +87,10 @@ def export_history(
 
 def _day_table(store: RecordStore, day: date) -> pa.Table:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    bounds = (store._time(start), store._time(start + timedelta(days=1)))
+    bounds = (store.bind_time(start), store.bind_time(start + timedelta(days=1)))
     batches = []
     with store.transaction() as cursor:
-        cursor.execute(store._sql(_DAY_QUERY), bounds)
+        cursor.execute(store.sql(_DAY_QUERY), bounds)
         while rows := cursor.fetchmany(FETCH_ROWS):
             batches.append(_to_arrow(rows))
     return pa.concat_tables(batches) if batches else EXPORT_SCHEMA.empty_table()

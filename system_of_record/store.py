@@ -151,19 +151,23 @@ class RecordStore:
         except Exception:  # the connection is gone: close() follows
             pass
 
-    def _sql(self, text: str) -> str:
+    def sql(self, text: str) -> str:
+        """A statement written with PostgreSQL's ``%s`` placeholders, in this dialect."""
         return text.replace("%s", "?") if self.dialect == "sqlite" else text
 
-    def _time(self, moment: datetime) -> Any:
+    def bind_time(self, moment: datetime) -> Any:
+        """A UTC time as this dialect's driver takes it (ISO text for SQLite)."""
         return moment.astimezone(UTC).isoformat() if self.dialect == "sqlite" else moment
 
     def write_decisions(self, rows: Sequence[DecisionRow]) -> None:
         """Record scored transactions; an id already on record keeps its first row."""
         if not rows:
             return
-        statement = self._sql(INSERT_DECISION)
+        statement = self.sql(INSERT_DECISION)
         values = [
-            row._replace(tx_time=self._time(row.tx_time), scored_at=self._time(row.scored_at))
+            row._replace(
+                tx_time=self.bind_time(row.tx_time), scored_at=self.bind_time(row.scored_at)
+            )
             for row in rows
         ]
         with self.transaction() as cursor:
@@ -172,11 +176,11 @@ class RecordStore:
     def write_labels(self, rows: Sequence[LabelRow]) -> list[LabelStatus]:
         """Record labels: new (``recorded``), the same again (``duplicate``) or a
         different one for a known id (``conflict``, kept apart, never applied)."""
-        insert, known, conflict = map(self._sql, (INSERT_LABEL, LABEL_OF, INSERT_CONFLICT))
+        insert, known, conflict = map(self.sql, (INSERT_LABEL, LABEL_OF, INSERT_CONFLICT))
         statuses: list[LabelStatus] = []
         with self.transaction() as cursor:
             for row in rows:
-                value = row._replace(received_at=self._time(row.received_at))
+                value = row._replace(received_at=self.bind_time(row.received_at))
                 cursor.execute(insert, value)
                 if cursor.rowcount == 1:
                     statuses.append("recorded")
@@ -193,8 +197,8 @@ class RecordStore:
     def insert_labels(self, rows: Sequence[LabelRow]) -> None:
         """Bulk-load labels with no per-row status (a history backfill): a known id keeps
         the label on record."""
-        statement = self._sql(INSERT_LABEL)
-        values = [row._replace(received_at=self._time(row.received_at)) for row in rows]
+        statement = self.sql(INSERT_LABEL)
+        values = [row._replace(received_at=self.bind_time(row.received_at)) for row in rows]
         with self.transaction() as cursor:
             cursor.executemany(statement, values)
 
@@ -202,11 +206,17 @@ class RecordStore:
         self, job: str, status: str, started: datetime, finished: datetime, detail: dict[str, Any]
     ) -> None:
         """Record one run of a pipeline job (what the alert rules watch)."""
-        statement = self._sql(
+        statement = self.sql(
             "INSERT INTO job_runs (job, status, started_at, finished_at, detail) "
             "VALUES (%s,%s,%s,%s,%s)"
         )
-        values = (job, status, self._time(started), self._time(finished), json.dumps(detail))
+        values = (
+            job,
+            status,
+            self.bind_time(started),
+            self.bind_time(finished),
+            json.dumps(detail),
+        )
         with self.transaction() as cursor:
             cursor.execute(statement, values)
 

@@ -42,7 +42,7 @@ def test_a_decision_shipped_twice_is_recorded_once_and_keeps_the_first(
     assert store.counts()["decisions"] == 3
     with store.transaction() as cursor:
         cursor.execute(
-            store._sql("SELECT fraud_probability FROM decisions WHERE transaction_id = %s"),
+            store.sql("SELECT fraud_probability FROM decisions WHERE transaction_id = %s"),
             ("tx-1",),
         )
         assert cursor.fetchone()[0] == pytest.approx(0.1)
