@@ -50,9 +50,10 @@ COPY feature_repo/*.py feature_repo/feature_store.yaml feature_repo/feature_stor
 # models/: .dockerignore lets only bundle/ and (after `make demo` or `make audit`) card/ in.
 COPY models/ ./models/
 COPY fraud_model/ ./fraud_model/
+COPY fraud_rules/ ./fraud_rules/
 COPY system_of_record/ ./system_of_record/
 COPY app/ ./app/
-RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash fraud_model system_of_record app feature_repo \
+RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash fraud_model fraud_rules system_of_record app feature_repo \
     && chmod -R a+rX,go-w /srv/fraud
 
 # The baked SQLite store (registry and online store) apart: the runtime gives it to the

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "app",
     "fraud_model",
+    "fraud_rules",
     "system_of_record",
     "training",
     "benchmarks",
@@ -119,8 +120,8 @@ def summary(root: Path = ROOT) -> dict[str, dict[str, int]]:
     return {package: dict(counts) for package, counts in sorted(table.items())}
 
 
-# Training stages: the modules dvc.yaml runs (`python -m training.<stage>`), plus `external`
-# and `benchmark`.
+# Training stages: the modules dvc.yaml runs (`python -m training.<stage>`), plus `external`,
+# `benchmark` and `promote` (it reads the live registry and record, so it is no DVC stage).
 def stage_modules(root: Path = ROOT) -> set[str]:
     """``training.<stage>`` for every ``cmd: python -m training.<stage>`` of dvc.yaml."""
     text = (root / "dvc.yaml").read_text(encoding="utf-8")
@@ -129,11 +130,11 @@ def stage_modules(root: Path = ROOT) -> set[str]:
         for line in text.splitlines()
         if "python -m training." in line
     }
-    return stages | {"training.external", "training.benchmark"}
+    return stages | {"training.external", "training.benchmark", "training.promote"}
 
 
-SERVICE_IMPORTS = ("app", "fraud_model", "system_of_record", "feature_repo")
-PRODUCT = ("app", "training", "fraud_model", "system_of_record")
+SERVICE_IMPORTS = ("app", "fraud_model", "fraud_rules", "system_of_record", "feature_repo")
+PRODUCT = ("app", "training", "fraud_model", "fraud_rules", "system_of_record")
 
 
 def violations(root: Path = ROOT) -> list[str]:
@@ -145,10 +146,15 @@ def violations(root: Path = ROOT) -> list[str]:
         rule = None
         if source in ("fraud_model", "system_of_record") and target != source:
             rule = f"{source} stands on nothing of the project"
+        elif source == "fraud_rules" and target not in ("fraud_rules", "fraud_model"):
+            rule = "fraud_rules stands only on fraud_model"
         elif source == "training" and target == "app":
             rule = "training does not import the service"
         elif source == "app" and target not in SERVICE_IMPORTS:
-            rule = "the service imports only itself, fraud_model, system_of_record, feature_repo"
+            rule = (
+                "the service imports only itself, fraud_model, fraud_rules, system_of_record, "
+                "feature_repo"
+            )
         elif source in PRODUCT and target in ("tests", "tools"):
             rule = "product code does not import tests or tools"
         elif source == "tools" and target == "tests":
@@ -165,6 +171,7 @@ def violations(root: Path = ROOT) -> list[str]:
 ROLES = {
     "app": "the service",
     "fraud_model": "bundle format and scorer",
+    "fraud_rules": "rules engine, rules as data",
     "system_of_record": "decisions and labels, shared",
     "training": "DVC stages and their libraries",
     "feature_repo": "Feast definitions",
