@@ -6,5 +6,8 @@ labels kept as conflicts, plus the pipeline jobs' runs. PostgreSQL in production
 SQL on GKE, Debian's ``postgresql`` in the tests); an embedded SQLite file is the laptop
 default behind the same interface. The service ships rows here from its local durable
 spool (``app/services/record_shipper.py``); the feature job reads it through
-:mod:`system_of_record.export`. This package imports nothing of the project.
+:mod:`system_of_record.export`. Fraud operations (issue 27) keep here the review queue
+(:mod:`.review_queue`), the rule lists (:mod:`.rule_lists`), the challenger's shadow
+scores (:mod:`.shadow`) and read recorded periods for rule dry-runs (:mod:`.period`).
+This package imports nothing of the project.
 """

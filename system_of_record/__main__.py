@@ -4,6 +4,10 @@ python -m system_of_record counts   --url URL [--password-file F]
 python -m system_of_record export   --url URL [--password-file F] --out DIR --days N
 python -m system_of_record backfill --url URL [--password-file F] --data FILE.parquet ...
 python -m system_of_record job-run  --url URL [--password-file F] --job NAME --status S
+python -m system_of_record lists add NAME VALUE --url URL [--by WHO] [--note TEXT]
+python -m system_of_record lists remove NAME VALUE --url URL [--by WHO]
+python -m system_of_record lists show --url URL
+python -m system_of_record review stats --url URL
 """
 
 from __future__ import annotations
@@ -17,16 +21,29 @@ from pathlib import Path
 import pandas as pd
 
 from system_of_record.export import backfill, export_history
-from system_of_record.store import JOBS, open_store
+from system_of_record.review_queue import queue_stats
+from system_of_record.rule_lists import add_entry, entry_details, list_entries, remove_entry
+from system_of_record.store import JOBS, RecordStore, open_store
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m system_of_record", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("counts", "export", "backfill", "job-run"):
-        command = commands.add_parser(name)
+    lists = commands.add_parser("lists").add_subparsers(dest="action", required=True)
+    review = commands.add_parser("review").add_subparsers(dest="action", required=True)
+    leaves = {
+        name: commands.add_parser(name) for name in ("counts", "export", "backfill", "job-run")
+    }
+    leaves |= {f"lists {name}": lists.add_parser(name) for name in ("add", "remove", "show")}
+    leaves["review stats"] = review.add_parser("stats")
+    for command in leaves.values():
         command.add_argument("--url", required=True, help="postgresql://... or sqlite:///path")
         command.add_argument("--password-file", type=Path, help="the database password")
+    for name in ("lists add", "lists remove"):
+        leaves[name].add_argument("name", help="the list, as the rule set declares it")
+        leaves[name].add_argument("value")
+        leaves[name].add_argument("--by", default="cli", help="who makes the change")
+    leaves["lists add"].add_argument("--note", default="", help="why")
     commands.choices["export"].add_argument("--out", type=Path, required=True)
     commands.choices["export"].add_argument("--days", type=int, default=45)
     commands.choices["backfill"].add_argument("--data", type=Path, nargs="+", required=True)
@@ -42,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     store = open_store(args.url, args.password_file)
     began = time.perf_counter()
     try:
-        if args.command == "counts":
+        if args.command in ("lists", "review"):
+            _operate(store, args)
+        elif args.command == "counts":
             print(json.dumps(store.counts()))
         elif args.command == "export":
             written = export_history(store, args.out, args.days)
@@ -66,6 +85,19 @@ def main(argv: list[str] | None = None) -> None:
             print(f"job-run: {args.job} {args.status} at {now.isoformat()}")
     finally:
         store.close()
+
+
+def _operate(store: RecordStore, args: argparse.Namespace) -> None:
+    now = datetime.now(UTC)
+    if args.command == "review":
+        print(json.dumps(queue_stats(store, now)))
+    elif args.action == "add":
+        print(add_entry(store, args.name, args.value, args.by, args.note, now))
+    elif args.action == "remove":
+        print(remove_entry(store, args.name, args.value, args.by, now))
+    else:
+        version, _ = list_entries(store)
+        print(json.dumps({"version": version, "entries": entry_details(store)}, indent=2))
 
 
 if __name__ == "__main__":

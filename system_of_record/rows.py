@@ -28,6 +28,12 @@ class DecisionRow(NamedTuple):
     degraded: str  # the answer's flags joined with commas
     request_id: str
     scored_at: datetime  # when the service answered (UTC)
+    # Issue 27: trailing with defaults so positional callers of the 19 fields still work.
+    model_decision: str = ""  # the model's own decision, before the rules
+    reasons: str = ""  # the answer's reason codes joined with commas
+    rule_set: str = ""  # the rule set's label (rule_set_version)
+    rules: str = ""  # the matched rule ids joined with commas
+    features: bytes | None = None  # FeatureService values, float32 little-endian, in order
 
 
 class LabelRow(NamedTuple):
@@ -39,5 +45,18 @@ class LabelRow(NamedTuple):
     received_at: datetime  # when the service received it (UTC)
 
 
+class ShadowRow(NamedTuple):
+    """A challenger model's score of a transaction the champion decided."""
+
+    transaction_id: str
+    challenger_version: str
+    champion_version: str
+    fraud_probability: float
+    risk_level: str
+    decision: str
+    scored_at: datetime  # when the challenger scored it (UTC)
+
+
 DECISION_COLUMNS: tuple[str, ...] = DecisionRow._fields
 LABEL_COLUMNS: tuple[str, ...] = LabelRow._fields
+SHADOW_COLUMNS: tuple[str, ...] = ShadowRow._fields

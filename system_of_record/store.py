@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from system_of_record.rows import DecisionRow, LabelRow
-from system_of_record.schema import Dialect, schema
+from system_of_record.schema import Dialect, prepare
 
 LabelStatus = Literal["recorded", "duplicate", "conflict"]
 JOBS = ("features", "materialize", "retrain")
@@ -30,9 +30,14 @@ INSERT_DECISION = (
     "INSERT INTO decisions (transaction_id, customer_id, terminal_id, tx_time, amount, "
     "merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, "
     "feature_service, model_version, fraud_probability, risk_level, decision, "
-    "decision_source, degraded, request_id, scored_at) "
-    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    "decision_source, degraded, request_id, scored_at, model_decision, reasons, rule_set, "
+    "rules, features) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
     "ON CONFLICT (transaction_id) DO NOTHING"
+)
+ENQUEUE_REVIEW = (
+    "INSERT INTO review_queue (transaction_id, why, enqueued_at, status) "
+    "VALUES (%s,%s,%s,'open') ON CONFLICT (transaction_id) DO NOTHING"
 )
 INSERT_LABEL = (
     "INSERT INTO labels (transaction_id, is_fraud, source, received_at) "
@@ -131,8 +136,7 @@ class RecordStore:
             cursor = self._connection.cursor()
             try:
                 if not self._schema_ready:
-                    for statement in schema(self.dialect):
-                        cursor.execute(statement)
+                    prepare(cursor, self.dialect)
                     self._schema_ready = True
                 yield cursor
                 self._connection.commit()
@@ -159,19 +163,29 @@ class RecordStore:
         """A UTC time as this dialect's driver takes it (ISO text for SQLite)."""
         return moment.astimezone(UTC).isoformat() if self.dialect == "sqlite" else moment
 
-    def write_decisions(self, rows: Sequence[DecisionRow]) -> None:
-        """Record scored transactions; an id already on record keeps its first row."""
-        if not rows:
+    def write_decisions(
+        self, rows: Sequence[DecisionRow], queue: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Record scored transactions (an id already on record keeps its first row) and,
+        in the same transaction, put ``queue``'s ``(transaction_id, why)`` pairs in the
+        review queue (an id already queued keeps its entry), enqueued at the row's
+        ``scored_at`` (now for an id not among ``rows``)."""
+        if not rows and not queue:
             return
-        statement = self.sql(INSERT_DECISION)
         values = [
             row._replace(
                 tx_time=self.bind_time(row.tx_time), scored_at=self.bind_time(row.scored_at)
             )
             for row in rows
         ]
+        scored = {row.transaction_id: row.scored_at for row in values} if queue else {}
+        now = self.bind_time(datetime.now(UTC))
+        reviews = [(tx, why, scored.get(tx, now)) for tx, why in queue]
         with self.transaction() as cursor:
-            cursor.executemany(statement, values)
+            if values:
+                cursor.executemany(self.sql(INSERT_DECISION), values)
+            if reviews:
+                cursor.executemany(self.sql(ENQUEUE_REVIEW), reviews)
 
     def write_labels(self, rows: Sequence[LabelRow]) -> list[LabelStatus]:
         """Record labels: new (``recorded``), the same again (``duplicate``) or a
