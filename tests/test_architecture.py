@@ -137,7 +137,8 @@ def test_the_service_package_holds_no_client_of_the_service() -> None:
 
 
 def test_training_top_level_is_the_pipeline_stages() -> None:
-    """Every module directly under training/ is a dvc.yaml stage, `external` or `benchmark`."""
+    """Every module directly under training/ is a dvc.yaml stage, `external`, `benchmark` or
+    `promote`."""
     stages = {name.removeprefix("training.") for name in graph.stage_modules(ROOT)}
     modules = {p.stem for p in (ROOT / "training").glob("*.py")} - {"__init__"}
     assert modules == stages

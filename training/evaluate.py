@@ -6,7 +6,9 @@ of v1. Writes ``metrics/evaluate.json`` and PR, ROC and calibration curves for
 the run in MLflow, resuming ``train``'s run of this bundle (``mlflow_run_id`` in
 ``metrics/train.json``) when the store knows it: logs parameters, metrics, plots and the
 bundle, registers it as a new ``fraud-ensemble`` version (alias ``challenger``) and
-applies the promotion gate on the same test set. Parameters: ``params.yaml`` ``evaluate``.
+applies the promotion gate on the same test set: ``evaluate.promotion: immediate`` moves
+``champion`` when it passes, ``after_shadow`` leaves the verdict as tags on the version for
+``training.promote``. Parameters: ``params.yaml`` ``evaluate``.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ def track(
             results["test"]["auprc"],
             champion_auprc,
             section["gate_tolerance"],
+            section.get("promotion", "immediate"),
+            bundle.version,
         )
         mlflow.set_tag("promotion_gate", gate.reason)
         return {
@@ -143,6 +147,8 @@ def track(
             "bundle_version": bundle.version,
             "champion_before": gate.champion_before,
             "promoted": gate.promoted,
+            "gate_passed": gate.passed,
+            "promotion": section.get("promotion", "immediate"),
             "reason": gate.reason,
         }
 

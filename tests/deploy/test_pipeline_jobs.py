@@ -177,6 +177,54 @@ def test_retrain_script_records_the_registered_version(tmp_path: Path) -> None:
     assert done.returncode == 0 and not (tmp_path / "record.sqlite").exists()
 
 
+def test_retrain_script_decides_on_last_weeks_challenger_first(tmp_path: Path) -> None:
+    """With evaluate.promotion: after_shadow, tools/retrain.sh runs training.promote before
+    the export and evaluate (which moves `challenger`), and its verdict joins the job run's
+    detail; the stubbed promote writes the verdict the real one would."""
+    src, bin_dir, calls = tmp_path / "src", tmp_path / "bin", tmp_path / "calls"
+    (src / "metrics").mkdir(parents=True)
+    bin_dir.mkdir()
+    (src / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"promotion": "after_shadow"}}))
+    gate = {"model_name": "fraud-ensemble", "version": "8", "promoted": False, "reason": "held"}
+    (src / "metrics/gate.json").write_text(json.dumps(gate))
+    verdict = {"verdict": "promote", "challenger": "7", "champion_after": "7", "reason": "v7: ok"}
+    (bin_dir / "dvc").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "python").write_text(
+        f'#!/bin/sh\n[ "$1" = -m ] && echo "$2" >> {shlex.quote(str(calls))}\n'
+        f'case "$1 $2" in "-m system_of_record"|-c*) '
+        f'PYTHONPATH={shlex.quote(str(ROOT))} exec {shlex.quote(sys.executable)} "$@";; '
+        f'"-m training.promote") echo {shlex.quote(json.dumps(verdict))} > metrics/promote.json;;'
+        " esac\nexit 0\n"
+    )
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    url = f"sqlite:///{tmp_path}/record.sqlite"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "SRC": str(src),
+        "WORKSPACE": str(tmp_path / "work"),
+        "DVC_REMOTE_URL": "gs://unused",
+        "FEATURE_EXPORT_DIR": str(tmp_path / "published"),
+        "RECORD_URL": url,
+        "HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "tools/retrain.sh")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    modules = calls.read_text().split()
+    assert modules.index("training.promote") < modules.index("system_of_record")
+    assert modules.index("training.promote") < modules.index("training.evaluate")
+    store = open_store(url)
+    try:
+        with store.transaction() as cursor:
+            cursor.execute("SELECT detail FROM job_runs WHERE job = 'retrain'")
+            (detail,) = cursor.fetchone()
+    finally:
+        store.close()
+    assert json.loads(detail) == {**gate, "promotion": verdict}
+
+
 @pytest.mark.parametrize("overlay", WITH_JOBS)
 def test_feature_job_steps_chain_export_spark_publish(overlay: str) -> None:
     job = cronjobs(overlay)["fraud-features"]

@@ -3,7 +3,9 @@
 Tracking defaults to a SQLite database in the project (``mlflow.db``, artifacts under
 ``mlruns/``); ``MLFLOW_TRACKING_URI`` points it at a server instead (GKE). Aliases, not
 the deprecated stages: every new version becomes ``challenger`` and is promoted to
-``champion`` only when the promotion gate passes on the same test set.
+``champion`` only when the promotion gate passes on the same test set: at once
+(``evaluate.promotion: immediate``) or, with ``after_shadow``, by ``training.promote``
+after its shadow period, the offline verdict waiting as tags on the version.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAMPION, CHALLENGER = "champion", "challenger"
+PROMOTION_MODES = ("immediate", "after_shadow")
+# Model-version tags of the offline gate's verdict, read by training.promote.
+GATE_OFFLINE, GATE_REASON, BUNDLE_VERSION = "gate.offline", "gate.reason", "bundle_version"
 SERVING_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "mlflow")
 
 
@@ -112,13 +117,20 @@ class GateResult:
     promoted: bool
 
     @property
+    def passed(self) -> bool:
+        """The offline verdict, whether or not ``champion`` moved."""
+        return promotion_gate(self.challenger_auprc, self.champion_auprc, self.tolerance)
+
+    @property
     def reason(self) -> str:
         if self.champion_auprc is None:
             return "no champion yet: the first version is promoted"
-        verdict = "passes" if self.promoted else "fails"
+        verdict = "passes" if self.passed else "fails"
+        held = self.passed and not self.promoted  # after_shadow: training.promote decides
         return (
             f"challenger AUPRC {self.challenger_auprc:.4f} vs champion {self.champion_auprc:.4f} "
             f"(tolerance {self.tolerance}): {verdict}"
+            + ("; champion unchanged until the shadow verdict" if held else "")
         )
 
 
@@ -134,12 +146,33 @@ def apply_gate(
     challenger_auprc: float,
     champion_auprc: float | None,
     tolerance: float,
+    promotion: str = "immediate",
+    bundle_version: str = "",
 ) -> GateResult:
-    """Move the ``champion`` alias to the challenger when the gate passes."""
+    """Move the ``champion`` alias to the challenger when the gate passes (``immediate``).
+
+    With ``after_shadow`` the verdict is only recorded as tags on the version
+    (``gate.offline`` passes/fails, ``gate.reason``, ``bundle_version``) for
+    ``training.promote`` to weigh with the shadow results; a first version (no champion
+    to be shadowed beside) is promoted either way.
+    """
+    if promotion not in PROMOTION_MODES:
+        raise ValueError(f"evaluate.promotion must be one of {PROMOTION_MODES}, not {promotion!r}")
     champion = alias_version(mlflow, model_name, CHAMPION)
     if champion == challenger:
         champion_auprc = challenger_auprc
-    promoted = promotion_gate(challenger_auprc, champion_auprc, tolerance)
+    passed = promotion_gate(challenger_auprc, champion_auprc, tolerance)
+    promoted = passed and (promotion == "immediate" or champion is None)
+    client = mlflow.MlflowClient()
     if promoted:
-        mlflow.MlflowClient().set_registered_model_alias(model_name, CHAMPION, challenger)
-    return GateResult(challenger, champion, challenger_auprc, champion_auprc, tolerance, promoted)
+        client.set_registered_model_alias(model_name, CHAMPION, challenger)
+    gate = GateResult(challenger, champion, challenger_auprc, champion_auprc, tolerance, promoted)
+    if promotion == "after_shadow":
+        tags = {
+            GATE_OFFLINE: "passes" if passed else "fails",
+            GATE_REASON: gate.reason,
+            BUNDLE_VERSION: bundle_version,
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(model_name, challenger, key, value)
+    return gate
