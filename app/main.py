@@ -22,7 +22,7 @@ from app.api.admission import AdmissionMiddleware
 from app.api.deps import Runtime, require_api_key
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestMiddleware
-from app.api.routes import docs, features, feedback, health, model, predict
+from app.api.routes import docs, features, feedback, health, model, predict, review, rules, shadow
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.telemetry import (
@@ -42,11 +42,16 @@ from app.services.feature_health import FeatureStoreHealth
 from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.label_log import LabelLog
 from app.services.live import LiveWindow
-from app.services.loading import load_scoring
+from app.services.loading import Scoring, feature_names, load_scoring
 from app.services.metrics import ServiceMetrics
+from app.services.model_loader import LoadedModel
 from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
+from app.services.record_desk import RecordDesk
+from app.services.record_rows import shadow_record
 from app.services.record_shipper import RecordShipper
+from app.services.shadow import ShadowScorer, load_challenger
+from app.services.shadow_log import ShadowLog
 from system_of_record.store import open_store
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,40 @@ def feature_health(
     return health, None
 
 
+def shadow_scoring(
+    settings: Settings, scoring: Scoring, metrics: ServiceMetrics
+) -> tuple[LoadedModel | None, ShadowLog | None]:
+    """The challenger named by ``CHALLENGER_URI``, scoring in shadow when it loads (a
+    challenger that does not load is reported, and the pod scores on without it)."""
+    if settings.challenger_uri is None:
+        metrics.shadow_loaded.set(0)
+        return None, None
+    features = scoring.features
+    challenger = load_challenger(
+        settings.challenger_uri,
+        settings.mlflow_tracking_uri,
+        feature_names(features, scoring.model),
+        features.service_name if features is not None else "the FeatureService",
+    )
+    if challenger.bundle is None:
+        log.error("challenger not loaded", extra={"fields": {"why": challenger.problem}})
+        metrics.shadow_loaded.set(0)
+        return challenger, None
+    shadow_log = ShadowLog(settings.audit_log.parent / "shadow.sqlite")
+    service = scoring.service
+    limit = settings.shadow_busy_inflight
+    scoring.service.shadow = ShadowScorer(
+        challenger.bundle,
+        lambda results: shadow_log.append([shadow_record(r) for r in results]),
+        settings.shadow_max_queued_rows,
+        (lambda: service.pending() >= limit) if limit > 0 else (lambda: False),
+        metrics,
+    )
+    metrics.shadow_loaded.set(1)
+    log.info("challenger in shadow", extra={"fields": {"version": challenger.bundle.version}})
+    return challenger, shadow_log
+
+
 def load_runtime(
     settings: Settings, metrics: ServiceMetrics, span: Span, group_span: GroupSpan | None = None
 ) -> Runtime:
@@ -108,6 +147,7 @@ def load_runtime(
         settings.record_password_file,
         settings.record_connect_timeout_seconds,
     )
+    challenger, shadow_log = shadow_scoring(settings, scoring, metrics)
     shipper = RecordShipper(
         store,
         audit,
@@ -116,6 +156,10 @@ def load_runtime(
         settings.record_ship_batch,
         settings.record_ship_interval_ms / 1000,
         settings.record_jobs_refresh_seconds,
+        review_sample_rate=settings.review_sample_rate,
+        shadow=shadow_log,
+        rulebook=scoring.rulebook,
+        lists_refresh_s=settings.rule_lists_refresh_seconds,
     )
     log.info("system of record", extra={"fields": {"target": store.target.describe()}})
     runtime = Runtime(
@@ -132,6 +176,15 @@ def load_runtime(
         keys=api_keys(settings),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         metrics=metrics,
+        rulebook=scoring.rulebook,
+        desk=RecordDesk(
+            settings.record_target,
+            settings.record_password_file,
+            settings.record_connect_timeout_seconds,
+        ),
+        challenger=challenger,
+        shadow=scoring.service.shadow,
+        rules_watch=FileWatch([scoring.rulebook.refresh], settings.rules_refresh_seconds),
     )
     predictor = scoring.service.predictor
     log.info(
@@ -176,6 +229,8 @@ def create_app(
             runtime.feature_health.start()
         if runtime.file_watch is not None:
             runtime.file_watch.start()
+        if runtime.rules_watch is not None:
+            runtime.rules_watch.start()
         runtime.record.start()
         # Everything loaded so far lives as long as the process: move it out of the
         # collector's reach, so full collections only walk per-request garbage
@@ -192,12 +247,17 @@ def create_app(
                 runtime.feature_health.close()
             if runtime.file_watch is not None:
                 runtime.file_watch.close()
-            runtime.service.close()
+            if runtime.rules_watch is not None:
+                runtime.rules_watch.close()
+            runtime.service.close()  # the shadow scorer drains first
             left = await run_in_threadpool(runtime.record.drain, settings.record_drain_seconds)
             if left:
                 log.warning("shutdown: rows left in the spool", extra={"fields": {"rows": left}})
+            runtime.desk.close()
             runtime.labels.close()
             runtime.audit.close()
+            if runtime.record.shadow is not None:
+                runtime.record.shadow.close()
             provider.shutdown()
 
     app = FastAPI(
@@ -227,7 +287,15 @@ def create_app(
     )
     secured = [Depends(require_api_key)]
     app.include_router(health.router)
-    for router in (predict.router, feedback.router, model.router, features.router):
+    for router in (
+        predict.router,
+        feedback.router,
+        model.router,
+        features.router,
+        rules.router,
+        review.router,
+        shadow.router,
+    ):
         app.include_router(router, dependencies=secured)
     if settings.dashboard_enabled:
         dashboard.mount(app)

@@ -19,7 +19,7 @@ from fraud_model.forest import CompiledForest, ReasonMethod
 from fraud_model.fusion import sigmoid
 from fraud_model.model import ModelBundle
 
-ReasonSource = Literal["classifier", "autoencoder", "rules"]
+ReasonSource = Literal["classifier", "autoencoder", "rules", "rule"]
 Stage = Callable[[str], AbstractContextManager[Any]]
 
 

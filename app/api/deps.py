@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
 from app.core.config import Settings
@@ -21,8 +23,11 @@ from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel
 from app.services.prediction_log import PredictionLog
 from app.services.rate_limit import RateLimiter
+from app.services.record_desk import RecordDesk
 from app.services.record_shipper import RecordShipper
+from app.services.rulebook import Rulebook
 from app.services.scoring_service import ScoringService
+from app.services.shadow import ShadowScorer
 
 
 @dataclass
@@ -40,8 +45,13 @@ class Runtime:
     keys: ApiKeys
     limiter: RateLimiter
     metrics: ServiceMetrics
+    rulebook: Rulebook  # the analysts' rule set in force
+    desk: RecordDesk  # the API's own connection to the system of record
+    challenger: LoadedModel | None = None  # None: no CHALLENGER_URI
+    shadow: ShadowScorer | None = None  # scores the challenger off the request path
     feature_health: FeatureStoreHealth | None = None  # None: no store, or one it cannot check
     file_watch: FileWatch | None = None  # checks the audit and label logs' files
+    rules_watch: FileWatch | None = None  # reloads the rule file when it changes
     started: float = field(default_factory=time.monotonic)
     accepting: bool = True  # False once shutdown begins: /readyz turns 503 to drain
     reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -97,3 +107,21 @@ def spend_rate(runtime: Runtime, ident: str) -> None:
             f"rate limit of {runtime.limiter.rate:g} requests per second for this API key exceeded",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
+
+
+def only_query(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing (422) query parameters other than ``names``: a misspelt
+    filter is an error, not silently the default."""
+    allowed = frozenset(names)
+
+    async def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise RequestValidationError(
+                [
+                    {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra"}
+                    for name in unknown
+                ]
+            )
+
+    return check

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.json_body import MalformedJSON
 from app.schemas.errors import ErrorOut, ValidationErrorOut, field_errors
+from system_of_record.store import RecordUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,21 @@ _JSON_RULES = (
     "the body must be one JSON document in UTF-8 (RFC 8259: no NaN, Infinity or numbers "
     "beyond the float range)"
 )
+
+RECORD_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The system of record cannot be reached"}
+}
+
+
+def record_unavailable(exc: RecordUnavailable) -> HTTPException:
+    """The 503 of a route whose answer is the system of record's (review, lists, dry-run)."""
+    log.warning("system of record unavailable", extra={"fields": {"error": str(exc)}})
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "the system of record cannot be reached; retry",
+        headers={"Retry-After": "5"},
+    )
+
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed JSON"},

@@ -14,7 +14,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import fraud_rules
 from app.services.api_keys import parse_keys
+
+DEFAULT_RULES_FILE = Path(fraud_rules.__file__).parent / "default_rules.yaml"
 
 Environment = Literal["local", "gke"]
 
@@ -328,6 +331,59 @@ class Settings(BaseSettings):
         ge=0,
         le=600,
         description="at shutdown, how long the spool may take to drain into the database",
+    )
+    # Fraud operations (docs/fraud-operations.md): the rule set, the challenger in shadow,
+    # the review queue.
+    rules_file: Path = Field(
+        default=DEFAULT_RULES_FILE,
+        description="the rule set (YAML or JSON); on GKE the mounted fraud-rules ConfigMap",
+    )
+    rules_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3_600,
+        description="how often the rule file is checked for a change (0: read at start-up only)",
+    )
+    rule_lists_refresh_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="how often the rule lists are read from the system of record",
+    )
+    rules_dry_run_max_rows: int = Field(
+        default=200_000, ge=1, le=5_000_000, description="the most rows one dry-run reads"
+    )
+    challenger_uri: str | None = Field(
+        default=None,
+        description="a second bundle scored in shadow on every answered transaction (a "
+        "directory or models:/NAME@challenger); its decisions are recorded, never answered",
+    )
+    shadow_max_queued_rows: int = Field(
+        default=4_096,
+        ge=1,
+        le=1_000_000,
+        description="transactions waiting for the shadow scorer; beyond, they are dropped "
+        "(fraud_shadow_dropped_total{reason='full'})",
+    )
+    shadow_busy_inflight: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="with this many scoring requests in flight or more, shadow scoring is "
+        "skipped (reason 'busy'); 0: only the queue bound sheds",
+    )
+    review_sample_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of non-review decisions also put in the review queue (a control "
+        "sample for analysts), chosen by transaction id",
+    )
+    review_claim_lease_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="a claim on a review item lapses after this long; another analyst may take it",
     )
     # Files that disappear, and readiness from the logs (docs/reliability.md, "Limits").
     file_check_seconds: float = Field(

@@ -43,6 +43,25 @@ class RecordComponentOut(BaseModel):
     spooled: int = Field(description="decisions acknowledged here and not yet in the database")
 
 
+class RulesComponentOut(BaseModel):
+    """The analysts' rule set: ``loaded``; ``refused`` (the file changed and was refused:
+    the set in force stays, ``detail`` says why); ``invalid`` (no valid set since
+    start-up: scores would skip the block lists, so the pod is not ready)."""
+
+    status: Literal["loaded", "refused", "invalid"]
+    version: str | None = Field(description="rule_set_version of the answers")
+    detail: str | None = None
+
+
+class ChallengerComponentOut(BaseModel):
+    """The challenger in shadow: ``off`` (no CHALLENGER_URI), ``scoring``, or
+    ``unavailable`` (it did not load: ``detail``). Never changes the verdict."""
+
+    status: Literal["off", "scoring", "unavailable"]
+    version: str | None = None
+    detail: str | None = None
+
+
 ReadyStatus = Literal["ready", "degraded", "not_ready"]
 
 
@@ -59,6 +78,12 @@ class ReadyOut(BaseModel):
     system_of_record: RecordComponentOut | None = Field(
         default=None,
         description="unavailable: degraded, still ready (rows spool); spool_full: not ready",
+    )
+    rules: RulesComponentOut | None = Field(
+        default=None, description="refused: degraded, still ready; invalid: not ready"
+    )
+    challenger: ChallengerComponentOut | None = Field(
+        default=None, description="informational: the champion answers either way"
     )
 
 

@@ -134,7 +134,10 @@ class ReasonOut(BaseModel):
 
     code: str
     feature: str
-    source: Literal["classifier", "autoencoder", "rules"]
+    source: Literal["classifier", "autoencoder", "rules", "rule"] = Field(
+        description="classifier or autoencoder: the model; rules: the fallback without a "
+        "model; rule: a rule of the analysts' rule set (feature names the rule)"
+    )
     contribution: float
     value: float
 
@@ -150,7 +153,12 @@ class ScoreOut(BaseModel):
     clf_score: float | None
     reasons: list[ReasonOut]
     model_version: str
-    decision_source: Literal["model", "rules_fallback"]
+    decision_source: Literal["model", "rule", "rules_fallback"] = Field(
+        description="model; rule when a rule of the rule set changed the model's decision; "
+        "rules_fallback when no model is loaded"
+    )
+    rule_set_version: str = Field(description="the rule set in force ('' without one)")
+    rules_matched: list[str] = Field(description="ids of the rule set's rules that matched")
     degraded: list[str] = Field(
         description="why some features were not used as stored: '<view>:new_entity', "
         "'<view>:stale', or 'feature_store:timeout|error|busy|unavailable'"

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from app.services.watched_file import WatchedFile
+
 log = logging.getLogger(__name__)
 
 
@@ -49,10 +51,10 @@ class ApiKeys:
     ) -> None:
         self._fixed = tuple(k.strip() for k in fixed if k.strip())
         self._file = file
+        self._watched = WatchedFile(file) if file is not None else None
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._checked = float("-inf")
-        self._stamp: tuple[int, int] | None = None
         self._from_file: tuple[str, ...] = ()
         self._keys: tuple[tuple[bytes, str], ...] = ()
         self._rebuild()
@@ -69,23 +71,23 @@ class ApiKeys:
 
     def _refresh(self, force: bool = False) -> None:
         now = self._clock()
-        if self._file is None or (not force and now - self._checked < self._refresh_seconds):
+        if self._watched is None or (not force and now - self._checked < self._refresh_seconds):
             return
         self._checked = now
         try:
-            stat = self._file.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp == self._stamp:
-                return
-            keys = parse_keys(self._file.read_text())
+            changed = self._watched.read_if_changed()
         except OSError as exc:
             why = {"fields": {"error": repr(exc)}}
             log.warning("API key file unreadable: keeping the keys in use", extra=why)
             return
+        if changed is None:
+            return
+        text, stamp = changed
+        keys = parse_keys(text)
         if not keys and not self._fixed:
             log.warning("API key file is empty: keeping the keys in use")
             return
-        self._stamp = stamp
+        self._watched.accept(stamp)
         if keys != self._from_file:
             self._from_file = keys
             self._rebuild()

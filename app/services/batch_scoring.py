@@ -85,11 +85,7 @@ class BatchLane:
         predictions: list[Prediction] = []
         for i in range(0, len(rows.degraded), BATCH_CHUNK):
             began = time.perf_counter()
-            part = FeatureRows(
-                {name: column[i : i + BATCH_CHUNK] for name, column in rows.columns.items()},
-                rows.degraded[i : i + BATCH_CHUNK],
-            )
-            predictions += predict(part)
+            predictions += predict(rows.part(i, i + BATCH_CHUNK))
             # Read without a lock from this thread: a stale value only shifts one pause.
             time.sleep(BATCH_YIELD * (time.perf_counter() - began) if self.singles_recent() else 0)
         return predictions

@@ -62,11 +62,48 @@ class FeatureRows:
     columns: dict[str, FloatArray]
     degraded: list[list[str]]
     events: list[tuple[str, VelocityEvent]] = field(default_factory=list)  # to record
+    # The request's own fields by their rule names (``request.amount``...: the rules
+    # read them), and the transaction ids.
+    request: dict[str, Any] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+
+    # The last matrix built (names, matrix): the champion's, reused by the challenger.
+    _last: list[tuple[Sequence[str], FloatArray]] = field(default_factory=list, repr=False)
 
     def matrix(self, names: Sequence[str]) -> FloatArray:
-        """An n x len(names) matrix in the given order; unknown names are all NaN."""
+        """An n x len(names) matrix in the given order; unknown names are all NaN. The
+        last one is kept: asking again with the same names returns it (do not modify it)."""
+        if self._last and self._last[0][0] == names:
+            return self._last[0][1]
         n = len(self.degraded)
-        return np.column_stack([self.columns.get(name, np.full(n, np.nan)) for name in names])
+        built = np.column_stack([self.columns.get(name, np.full(n, np.nan)) for name in names])
+        self._last[:] = [(names, built)]
+        return built
+
+    def part(self, start: int, stop: int) -> FeatureRows:
+        """Rows ``start`` to ``stop`` (a chunk of a batch), without the events."""
+        return FeatureRows(
+            {name: column[start:stop] for name, column in self.columns.items()},
+            self.degraded[start:stop],
+            request={name: values[start:stop] for name, values in self.request.items()},
+            ids=self.ids[start:stop],
+        )
+
+
+def request_view(
+    transactions: Sequence[RequestFields], request: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The request fields the rules read (``fraud_rules``' ``request.*`` fields)."""
+    return {
+        "request.amount": request["amount"],
+        "request.distance_from_home_km": request["distance_from_home_km"],
+        "request.is_foreign": request["is_foreign"],
+        "request.channel": request["channel"],
+        "request.entry_mode": request["entry_mode"],
+        "request.merchant_category": [t.merchant_category for t in transactions],
+        "request.customer_id": [t.customer_id for t in transactions],
+        "request.terminal_id": [t.terminal_id for t in transactions],
+    }
 
 
 def entity_ids(transactions: Sequence[RequestFields]) -> dict[str, list[str]]:
@@ -135,12 +172,13 @@ def assemble(
         for flags in degraded:
             flags.append(f"feature_store:{failure}")
     columns.update(compute_request_features({**request, **columns}))
+    view, ids = request_view(transactions, request), [t.transaction_id for t in transactions]
     if states is None:
-        return FeatureRows(columns, degraded)
+        return FeatureRows(columns, degraded, request=view, ids=ids)
     location = looked_up.get(LOCATION_VIEW) if looked_up is not None else None
     velocity, events = velocity_columns(transactions, request["tx_epoch_seconds"], location, states)
     columns.update(velocity)
-    return FeatureRows(columns, degraded, events)
+    return FeatureRows(columns, degraded, events, view, ids)
 
 
 def velocity_columns(

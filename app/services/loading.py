@@ -14,6 +14,7 @@ from app.services.features import FeatureStoreError, OnlineFeatures
 from app.services.metrics import ServiceMetrics
 from app.services.model_loader import LoadedModel, load_model
 from app.services.predictor import Predictor
+from app.services.rulebook import Rulebook
 from app.services.scoring_service import GroupSpan, ScoringService
 from app.services.velocity import VelocityTracker
 from fraud_model.scorer import Stage, no_stage
@@ -27,6 +28,7 @@ class Scoring:
     features: OnlineFeatures | None
     feature_problem: str | None
     service: ScoringService
+    rulebook: Rulebook
 
 
 def _load(settings: Settings, features: OnlineFeatures | None, reload: bool) -> LoadedModel:
@@ -41,8 +43,24 @@ def _load(settings: Settings, features: OnlineFeatures | None, reload: bool) -> 
     )
 
 
+def predictor(
+    settings: Settings, model: LoadedModel, features: OnlineFeatures | None, rulebook: Rulebook
+) -> Predictor:
+    """The model of ``model`` (the rules fallback without a bundle), then the rule set."""
+    names = features.feature_names if features is not None else None
+    return Predictor(model.bundle, settings.reasons_top_k, settings.reason_method, rulebook, names)
+
+
+def feature_names(features: OnlineFeatures | None, model: LoadedModel) -> tuple[str, ...] | None:
+    """The FeatureService's features (the bundle's without a store; None without both:
+    the rules may then name any feature, and find it missing)."""
+    if features is not None:
+        return tuple(features.feature_names)
+    return tuple(model.bundle.features) if model.bundle is not None else None
+
+
 def reload_predictor(
-    settings: Settings, features: OnlineFeatures | None
+    settings: Settings, features: OnlineFeatures | None, rulebook: Rulebook
 ) -> tuple[LoadedModel, Predictor | None]:
     """Load the bundle at ``settings.bundle_uri`` again (an MLflow alias is resolved
     again); a predictor only when the new bundle is proven (values, feature list, trial
@@ -50,7 +68,7 @@ def reload_predictor(
     model = _load(settings, features, reload=True)
     if model.bundle is None:
         return model, None
-    return model, Predictor(model.bundle, settings.reasons_top_k, settings.reason_method)
+    return model, predictor(settings, model, features, rulebook)
 
 
 def velocity_tracker(
@@ -98,9 +116,15 @@ def load_scoring(
         features, feature_problem = None, str(exc)
         log.error("no feature store: request fields only", extra={"fields": {"why": str(exc)}})
     model = _load(settings, features, reload=False)
+    on_outcome = metrics.rule_reloads.labels if metrics is not None else None
+    rulebook = Rulebook(
+        settings.rules_file,
+        feature_names(features, model),
+        (lambda outcome: on_outcome(outcome).inc()) if on_outcome is not None else None,
+    )
     service = ScoringService(
         features,
-        Predictor(model.bundle, settings.reasons_top_k, settings.reason_method),
+        predictor(settings, model, features, rulebook),
         settings.feature_timeout_ms / 1000,
         span,
         coalesce_max=settings.coalesce_max,
@@ -110,4 +134,4 @@ def load_scoring(
         on_abandon=metrics.lookup_abandoned.inc if metrics is not None else None,
         group_span=group_span,
     )
-    return Scoring(model, features, feature_problem, service)
+    return Scoring(model, features, feature_problem, service, rulebook)

@@ -6,7 +6,7 @@ Kubernetes runs one uvicorn worker per pod, so per-process metrics are per-pod m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
@@ -18,6 +18,7 @@ from app.services.file_identity import WATCHED_FILES, reopened_total
 from app.services.live import SCORING_ROUTES, LiveWindow
 from app.services.predictor import Prediction
 from feature_repo.online_status import LoadRecord
+from fraud_model.arrays import FloatArray
 
 # Importing ``feast.metrics`` sets PROMETHEUS_MULTIPROCESS_DIR, which switches
 # prometheus_client to file-backed values shared by every metric of the same name in the
@@ -224,6 +225,83 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        # Fraud operations: the rule set, the review queue (docs/fraud-operations.md)
+        self.rule_reloads = Counter(
+            "fraud_rules_reloads",
+            "Rule-file reloads by outcome (refused: the set in force stays).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.rule_matches = Counter(
+            "fraud_rule_matches",
+            "Answered transactions each rule of the rule set matched.",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.review_queue = Gauge(
+            "fraud_review_queue_items",
+            "Review-queue entries by status (read from the system of record).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.review_oldest = Gauge(
+            "fraud_review_queue_oldest_open_seconds",
+            "Age of the oldest open review-queue entry (0 when none is open).",
+            registry=self.registry,
+        )
+        self.review_actions = Counter(
+            "fraud_review_actions",
+            "Analysts' claims and releases of review-queue entries.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.review_outcomes = Counter(
+            "fraud_review_outcomes",
+            "Outcomes analysts recorded for review-queue entries.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("loaded", "refused"):
+            self.rule_reloads.labels(outcome)
+        for status in ("open", "claimed", "resolved"):
+            self.review_queue.labels(status)
+        # The challenger in shadow (app/services/shadow.py)
+        self.shadow_scored = Counter(
+            "fraud_shadow_scored",
+            "Transactions the challenger scored in shadow and handed to the record.",
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "fraud_shadow_dropped",
+            "Transactions the challenger did not score, by reason (full, busy, stopped, error).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("full", "busy", "stopped", "error"):
+            self.shadow_dropped.labels(reason)
+        self.shadow_decisions = Counter(
+            "fraud_shadow_decisions",
+            "Shadow-scored transactions by the champion's and the challenger's decision.",
+            ["champion", "challenger"],
+            registry=self.registry,
+        )
+        self.shadow_scores = Histogram(
+            "fraud_shadow_probability",
+            "The challenger's calibrated fraud probability of shadow-scored transactions.",
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_queue = Gauge(
+            "fraud_shadow_queue_rows",
+            "Transactions waiting for the challenger.",
+            registry=self.registry,
+        )
+        self.shadow_loaded = Gauge(
+            "fraud_shadow_loaded",
+            "1 while a verified challenger bundle scores in shadow, 0 otherwise.",
+            registry=self.registry,
+        )
+
         self.registry.register(_RefusalCollector())
 
     def observe_feature_check(self, result: str, status: str, record: LoadRecord | None) -> None:
@@ -251,12 +329,42 @@ class ServiceMetrics:
 
     def observe_predictions(self, predictions: Sequence[Prediction]) -> None:
         for p in predictions:
-            self.scores.labels(p.decision_source).observe(p.fraud_probability)
+            # The probability is the model's (or the fallback's), whoever decided.
+            model_source = "model" if p.clf_score is not None else "rules_fallback"
+            self.scores.labels(model_source).observe(p.fraud_probability)
             self.decisions.labels(p.decision, p.decision_source).inc()
+            for rule in p.rules:
+                self.rule_matches.labels(rule).inc()
             if p.decision_source == "rules_fallback":
                 self.fallbacks.inc()
             for flag in p.degraded:
                 self.feature_misses.labels(flag).inc()
+
+    def set_review_queue(self, stats: Mapping[str, Any]) -> None:
+        """The queue's counts and oldest open age (``queue_stats``)."""
+        for status in ("open", "claimed", "resolved"):
+            self.review_queue.labels(status).set(stats.get(status, 0))
+        self.review_oldest.set(stats.get("oldest_open_seconds") or 0.0)
+
+    def observe_shadow(
+        self, pairs: Mapping[tuple[str, str], int], probabilities: FloatArray
+    ) -> None:
+        """A chunk the challenger scored: (champion, challenger) decision counts and its
+        probabilities."""
+        self.shadow_scored.inc(len(probabilities))
+        for (champion, challenger), n in pairs.items():
+            self.shadow_decisions.labels(champion, challenger).inc(n)
+        for p in probabilities.tolist():
+            self.shadow_scores.observe(p)
+
+    def observe_shadow_dropped(self, reason: str, rows: int) -> None:
+        self.shadow_dropped.labels(reason).inc(rows)
+
+    def set_shadow_queue(self, rows: int) -> None:
+        self.shadow_queue.set(rows)
+
+    def set_shadow_loaded(self, loaded: bool) -> None:
+        self.shadow_loaded.set(1 if loaded else 0)
 
     def totals(self) -> dict[str, Any]:
         """Since start-up, read back from the Prometheus counters (what ``/metrics`` says)."""

@@ -72,7 +72,12 @@ CREATE TABLE IF NOT EXISTS predictions (
     entry_mode TEXT NOT NULL DEFAULT '',
     is_foreign INTEGER NOT NULL DEFAULT 0,
     distance_from_home_km REAL NOT NULL DEFAULT 0,
-    feature_service TEXT NOT NULL DEFAULT ''
+    feature_service TEXT NOT NULL DEFAULT '',
+    model_decision TEXT NOT NULL DEFAULT '',
+    reasons TEXT NOT NULL DEFAULT '',
+    rule_set TEXT NOT NULL DEFAULT '',
+    rules TEXT NOT NULL DEFAULT '',
+    features BLOB DEFAULT NULL
 );
 CREATE INDEX IF NOT EXISTS predictions_transaction ON predictions (transaction_id);
 CREATE INDEX IF NOT EXISTS predictions_time ON predictions (scored_at);
@@ -83,7 +88,8 @@ _INSERT = (
     "INSERT INTO predictions (transaction_id, model_version, fraud_probability, risk_level, "
     "decision, decision_source, degraded, request_id, scored_at, customer_id, terminal_id, "
     "tx_time, amount, merchant_category, channel, entry_mode, is_foreign, "
-    "distance_from_home_km, feature_service) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "distance_from_home_km, feature_service, model_decision, reasons, rule_set, rules, "
+    "features) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # Rows acknowledged but not yet in the system of record (ids only grow: rows are never
 # pruned before they are shipped).
@@ -95,7 +101,8 @@ _UNSHIPPED = (
     "SELECT id, transaction_id, model_version, fraud_probability, risk_level, decision, "
     "decision_source, degraded, request_id, scored_at, customer_id, terminal_id, tx_time, "
     "amount, merchant_category, channel, entry_mode, is_foreign, distance_from_home_km, "
-    "feature_service FROM predictions WHERE id > COALESCE((SELECT through FROM shipped "
+    "feature_service, model_decision, reasons, rule_set, rules, features "
+    "FROM predictions WHERE id > COALESCE((SELECT through FROM shipped "
     "WHERE log = 'predictions'), 0) ORDER BY id LIMIT ?"
 )
 _MARK = (
@@ -131,10 +138,15 @@ class PredictionRecord(NamedTuple):
     is_foreign: bool
     distance_from_home_km: float
     feature_service: str
+    model_decision: str = ""  # the model's own decision, before the rule set
+    reasons: str = ""  # the answer's reason codes, joined with commas
+    rule_set: str = ""  # the rule set's version
+    rules: str = ""  # the ids of the rules that matched, joined with commas
+    features: bytes | None = None  # the FeatureService's values, float32 little-endian
 
 
 def _add_request_columns(db: sqlite3.Connection) -> None:
-    """Bring a log written before the system of record (no request columns) up to date."""
+    """Bring a log written by an older version (fewer columns) up to date."""
     have = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
     for line in _SCHEMA.splitlines():
         name = line.strip().split(" ", 1)[0]

@@ -31,8 +31,14 @@ from datetime import UTC, datetime
 
 from app.services.label_log import LabelLog
 from app.services.metrics import ServiceMetrics
-from app.services.prediction_log import PredictionLog, PredictionRecord
-from system_of_record.rows import DecisionRow, LabelRow
+from app.services.prediction_log import PredictionLog
+from app.services.record_rows import decision_row, review_reason, shadow_row
+from app.services.rulebook import Rulebook
+from app.services.shadow_log import ShadowLog
+from system_of_record.review_queue import queue_stats
+from system_of_record.rows import LabelRow
+from system_of_record.rule_lists import list_entries
+from system_of_record.shadow import write_shadow
 from system_of_record.store import RecordStore, RecordUnavailable
 
 log = logging.getLogger(__name__)
@@ -50,31 +56,6 @@ class ShipperState:
     since: float = 0.0
 
 
-def decision_row(record: PredictionRecord) -> DecisionRow:
-    """The system of record's row for an audited answer."""
-    return DecisionRow(
-        record.transaction_id,
-        record.customer_id,
-        record.terminal_id,
-        datetime.fromtimestamp(record.tx_time, UTC),
-        record.amount,
-        record.merchant_category,
-        record.channel,
-        record.entry_mode,
-        bool(record.is_foreign),
-        record.distance_from_home_km,
-        record.feature_service,
-        record.model_version,
-        record.fraud_probability,
-        record.risk_level,
-        record.decision,
-        record.decision_source,
-        record.degraded,
-        record.request_id,
-        datetime.fromtimestamp(record.scored_at, UTC),
-    )
-
-
 class RecordShipper:
     """One background thread per process (see the module docstring)."""
 
@@ -87,6 +68,11 @@ class RecordShipper:
         batch: int = 1_000,
         interval_s: float = 0.2,
         jobs_refresh_s: float = 60.0,
+        *,
+        review_sample_rate: float = 0.0,
+        shadow: ShadowLog | None = None,
+        rulebook: Rulebook | None = None,
+        lists_refresh_s: float = 10.0,
     ) -> None:
         self.store = store
         self.audit = audit
@@ -95,10 +81,15 @@ class RecordShipper:
         self.batch = batch
         self.interval_s = interval_s
         self.jobs_refresh_s = jobs_refresh_s
+        self.review_sample_rate = review_sample_rate
+        self.shadow = shadow
+        self.rulebook = rulebook
+        self.lists_refresh_s = lists_refresh_s
         self.state = ShipperState(since=time.time())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._jobs_read = 0.0
+        self._lists_read = 0.0
 
     def start(self) -> None:
         """Reach the database once now (so the connection, the jobs' metrics and the
@@ -136,7 +127,12 @@ class RecordShipper:
         """Ship one batch of decisions and one of labels; returns the rows moved."""
         decisions = self.audit.unshipped(self.batch)
         if decisions:
-            self.store.write_decisions([decision_row(record) for _, record in decisions])
+            queue = [
+                (record.transaction_id, why)
+                for _, record in decisions
+                if (why := review_reason(record, self.review_sample_rate)) is not None
+            ]
+            self.store.write_decisions([decision_row(record) for _, record in decisions], queue)
             self.audit.mark_shipped(decisions[-1][0])
             self.metrics.record_shipped.labels("decisions").inc(len(decisions))
         labels, labels_through, conflicts_through = self.labels.unshipped(self.batch)
@@ -151,17 +147,38 @@ class RecordShipper:
                 self.metrics.record_labels.labels(outcome).inc()
             self.metrics.record_shipped.labels("labels").inc(len(labels))
             self.labels.mark_shipped(labels_through, conflicts_through)
+        shadow = self.shadow.unshipped(self.batch) if self.shadow is not None else []
+        if shadow and self.shadow is not None:
+            write_shadow(self.store, [shadow_row(record) for _, record in shadow])
+            self.shadow.mark_shipped(shadow[-1][0])
+            self.metrics.record_shipped.labels("shadow_scores").inc(len(shadow))
         self._succeeded()
         self.metrics.record_spool.labels("decisions").set(self.audit.backlog)
         self.metrics.record_spool.labels("labels").set(self.labels.backlog())
-        return len(decisions) + len(labels)
+        return len(decisions) + len(labels) + len(shadow)
 
     def _refresh_jobs(self) -> None:
-        if self._jobs_read and time.monotonic() - self._jobs_read < self.jobs_refresh_s:
+        """Now and then: the jobs' last successes and the review queue's counts (for the
+        metrics), and the rule lists (for the rule set in force)."""
+        now = time.monotonic()
+        if self.rulebook is not None and (
+            not self._lists_read or now - self._lists_read >= self.lists_refresh_s
+        ):
+            self.refresh_lists()
+        if self._jobs_read and now - self._jobs_read < self.jobs_refresh_s:
             return
         for job, finished in self.store.last_successes().items():
             self.metrics.pipeline_last_success.labels(job).set(finished)
-        self._jobs_read = time.monotonic()
+        self.metrics.set_review_queue(queue_stats(self.store, datetime.now(UTC)))
+        self._jobs_read = now
+
+    def refresh_lists(self) -> None:
+        """Read the rule lists from the record into the rule set in force."""
+        if self.rulebook is None:
+            return
+        version, entries = list_entries(self.store)
+        self.rulebook.apply_lists(version, entries)
+        self._lists_read = time.monotonic()
 
     def _succeeded(self) -> None:
         if self.state.status != "shipping":

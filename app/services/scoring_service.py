@@ -50,6 +50,7 @@ from app.services.feature_rows import FeatureRows, RequestFields, assemble, enti
 from app.services.features import OnlineFeatures, ViewValues
 from app.services.lookup_thread import LookupThread, LookupTimeout
 from app.services.predictor import Prediction, Predictor
+from app.services.shadow import ShadowScorer
 from app.services.velocity import VelocityTracker, pending_snapshot
 from feature_repo.velocity import VelocityState
 
@@ -117,6 +118,7 @@ class ScoringService:
         self._queue: list[_Queued] = []
         self._draining: asyncio.Task[None] | None = None
         self._batch = BatchLane()
+        self.shadow: ShadowScorer | None = None  # the challenger, when one is loaded
 
     def _read(self, transactions: Sequence[RequestFields]) -> Lookup:
         assert self.features is not None
@@ -173,9 +175,26 @@ class ScoringService:
     def predict(self, rows: FeatureRows) -> list[Prediction]:
         """Score, then record the scored transactions for the velocity state."""
         predictions = self._predict_rows(rows)
+        self._decided(rows, predictions)
+        return predictions
+
+    def _decided(self, rows: FeatureRows, predictions: Sequence[Prediction]) -> None:
+        """Decisions (not what-ifs) update the velocity state and go to the challenger."""
         if self.velocity is not None:
             self.velocity.record(rows.events)
-        return predictions
+        if self.shadow is not None:  # a queue append: the challenger scores elsewhere
+            predictor = self.predictor
+            self.shadow.submit(
+                rows.ids,
+                rows.matrix(predictor.feature_names),
+                predictor.version,
+                [p.model_decision or p.decision for p in predictions],
+                [p.fraud_probability for p in predictions],
+            )
+
+    def pending(self) -> int:
+        """Single transactions queued for scoring (the shadow scorer's load signal)."""
+        return len(self._queue)
 
     def _predict_rows(self, rows: FeatureRows) -> list[Prediction]:
         return self.predictor.predict(rows, self.span)
@@ -212,8 +231,8 @@ class ScoringService:
         False) leaves the velocity state alone."""
         rows = self.rows(transactions, found)
         predictions = self._batch.predict_in_chunks(rows, self._predict_rows)
-        if record and self.velocity is not None:
-            self.velocity.record(rows.events)
+        if record:
+            self._decided(rows, predictions)
         return predictions
 
     async def _drain(self) -> None:
@@ -258,6 +277,8 @@ class ScoringService:
         return self.predict(self.rows(transactions, self.lookup_blocking(transactions)))
 
     def close(self) -> None:
+        if self.shadow is not None:
+            self.shadow.close(timeout_s=2.0)
         if self.velocity is not None:
             self.velocity.close()
         self.lookups.close()

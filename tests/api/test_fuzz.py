@@ -56,6 +56,17 @@ OPERATIONS = NO_INPUT | {
     ("POST", "/v1/predict"),
     ("POST", "/v1/predict/batch"),
     ("POST", "/v1/feedback"),
+    ("GET", "/v1/rules"),
+    ("GET", "/v1/rules/lists"),
+    ("POST", "/v1/rules/dry-run"),
+    ("PUT", "/v1/rules/lists/{name}/{value}"),
+    ("DELETE", "/v1/rules/lists/{name}/{value}"),
+    ("GET", "/v1/review/queue"),
+    ("GET", "/v1/review/{transaction_id}"),
+    ("POST", "/v1/review/{transaction_id}/claim"),
+    ("POST", "/v1/review/{transaction_id}/release"),
+    ("POST", "/v1/review/{transaction_id}/outcome"),
+    ("GET", "/v1/shadow"),
 }
 CHECKS = [
     not_a_server_error,

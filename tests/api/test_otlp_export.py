@@ -28,7 +28,7 @@ from tests.serving import as_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STAGES = {"feature_lookup", "autoencoder", "classifier", "calibration", "explanation"}
+STAGES = {"feature_lookup", "autoencoder", "classifier", "calibration", "explanation", "rule_set"}
 
 
 class Receiver(ThreadingHTTPServer):

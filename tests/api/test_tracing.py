@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-STAGES = ("feature_lookup", "autoencoder", "classifier", "calibration", "explanation")
+STAGES = ("feature_lookup", "autoencoder", "classifier", "calibration", "explanation", "rule_set")
 
 
 def test_stages_are_child_spans_of_the_request(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.api.deps import Runtime, runtime_of
 from app.schemas import ComponentOut, HealthOut, LogComponentOut, ReadyOut, ReadyStatus
-from app.schemas.status import RecordComponentOut
+from app.schemas.status import ChallengerComponentOut, RecordComponentOut, RulesComponentOut
 from app.services.dependency_health import WriteHealth
 
 router = APIRouter(tags=["operations"])
@@ -101,11 +101,13 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
     audit = log_component(runtime.audit.health)
     labels = log_component(runtime.labels.health)
     record = record_component(runtime)
+    rules = rules_component(runtime)
     model_ok = model.status == "loaded"
     if (
         not store_ready
         or audit.status != "writable"
         or record.status == "spool_full"
+        or rules.status == "invalid"
         or (not model_ok and runtime.settings.strict_readiness)
     ):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -115,6 +117,7 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
         and features.status == "loaded"
         and labels.status == "writable"
         and record.status == "shipping"
+        and rules.status == "loaded"
     ):
         verdict = "ready"
     else:
@@ -126,7 +129,29 @@ async def readyz(request: Request, response: Response) -> ReadyOut:
         audit_log=audit,
         label_log=labels,
         system_of_record=record,
+        rules=rules,
+        challenger=challenger_component(runtime),
     )
+
+
+def rules_component(runtime: Runtime) -> RulesComponentOut:
+    """The rule set's component of ``/readyz``."""
+    state = runtime.rulebook.state()
+    if state.active is None:
+        return RulesComponentOut(status="invalid", version=None, detail=state.problem)
+    if state.problem:
+        return RulesComponentOut(status="refused", version=state.active.label, detail=state.problem)
+    return RulesComponentOut(status="loaded", version=state.active.label)
+
+
+def challenger_component(runtime: Runtime) -> ChallengerComponentOut:
+    """The challenger's component of ``/readyz`` (informational)."""
+    loaded = runtime.challenger
+    if loaded is None:
+        return ChallengerComponentOut(status="off")
+    if loaded.bundle is None:
+        return ChallengerComponentOut(status="unavailable", detail=loaded.problem)
+    return ChallengerComponentOut(status="scoring", version=loaded.bundle.version)
 
 
 def record_component(runtime: Runtime) -> RecordComponentOut:

@@ -66,7 +66,7 @@ async def reload(runtime: RuntimeDep, response: Response) -> ReloadOut:
         previous = runtime.service.predictor.version
         started = time.perf_counter()
         loaded, predictor = await run_in_threadpool(
-            reload_predictor, runtime.settings, runtime.features
+            reload_predictor, runtime.settings, runtime.features, runtime.rulebook
         )
         ms = round((time.perf_counter() - started) * 1000, 1)
         if predictor is None:

@@ -100,6 +100,11 @@ async def _score(
             t.is_foreign,
             t.distance_from_home_km,
             feature_service,
+            p.model_decision or p.decision,
+            ",".join(r.code for r in p.reasons),
+            p.rule_set,
+            ",".join(p.rules),
+            p.features,
         )
         for t, p in zip(transactions, predictions, strict=True)
     ]
