@@ -5,8 +5,8 @@
 Starts the service on loopback (velocity pushes off: the demo's store is left as it is),
 sends the last transactions of ``data/v1`` through ``/v1/predict``, then drives headless
 Chromium (Debian's, set up by ``tools/browser.py`` as for the browser tests) over each
-page: Live, Score (a transaction filled in and scored), Batch (a file uploaded and scored)
-and Model. Writes ``docs/img/dashboard-*.png``.
+page: Live, Score (a transaction filled in and scored), Batch (a file uploaded and scored),
+Rules, Review and Model. Writes ``docs/img/dashboard-*.png``.
 """
 
 from __future__ import annotations
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         driver.find_element(By.ID, "batch-submit").click()
         _wait(driver, 'body[data-batch="done"]')
         _save(driver, args.out, "batch")
+
+        for page in ("rules", "review"):  # the fraud-operations pages
+            set_viewport(driver, 1280, 1400)
+            driver.get(f"{base}/{page}")
+            _wait(driver, "#dry-run-form" if page == "rules" else 'body[data-loaded="true"]')
+            _save(driver, args.out, page)
 
         set_viewport(driver, 1280, 1400)
         driver.get(f"{base}/model")

@@ -14,7 +14,14 @@ from typing import Any
 from app import __version__
 from app.dashboard.state import TEMPLATES
 
-PAGES = (("live", "Live"), ("score", "Score"), ("batch", "Batch"), ("model", "Model"))
+PAGES = (
+    ("live", "Live"),
+    ("score", "Score"),
+    ("batch", "Batch"),
+    ("rules", "Rules"),
+    ("review", "Review"),
+    ("model", "Model"),
+)
 
 # Scripts and styles from the dashboard only; no frames, no plugins, forms post home.
 CSP = (

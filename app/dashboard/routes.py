@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.api.deps import Runtime, RuntimeDep
-from app.dashboard import api, model_page
+from app.dashboard import api, model_page, operations_api, operations_pages
 from app.dashboard.pages import (
     CSP,
     REPORT_CSP,
@@ -35,7 +35,14 @@ from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": CSP, "Cache-Control": "no-store"}
-TITLES = {"live": "Live", "score": "Score", "batch": "Batch", "model": "Model"}
+TITLES = {
+    "live": "Live",
+    "score": "Score",
+    "batch": "Batch",
+    "rules": "Rules",
+    "review": "Review",
+    "model": "Model",
+}
 
 
 class DashboardStatic(StaticFiles):
@@ -138,7 +145,15 @@ async def page(page: str, request: Request, runtime: RuntimeDep) -> Response:
     who = signed_in(request, runtime)
     if who is None:
         return _sign_in_redirect(request, runtime)
-    return _page(request, runtime, page, _body(page, request, runtime), who)
+    if page == "rules":
+        html = await operations_pages.render_rules(runtime)
+    elif page == "review":
+        html = operations_pages.render_review(who)
+    else:
+        html = _body(page, request, runtime)
+    if page == "model":
+        html += await operations_pages.render_shadow(runtime)
+    return _page(request, runtime, page, html, who)
 
 
 def _card_file(request: Request, runtime: Runtime, path: Path | None, **kw: Any) -> Response:
@@ -170,4 +185,5 @@ def mount(app: FastAPI) -> None:
     """Add the dashboard to ``app`` (the JSON routes, the pages, the assets)."""
     app.mount("/dashboard/static", DashboardStatic(directory=STATIC), name="dashboard-static")
     app.include_router(api.router)
+    app.include_router(operations_api.router)
     app.include_router(router)
