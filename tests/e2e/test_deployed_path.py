@@ -408,6 +408,56 @@ def test_scores_labels_and_job_runs_reach_the_system_of_record(
     assert 'fraud_pipeline_last_success_timestamp_seconds{pipeline="materialize"}' in metrics
 
 
+def test_the_rule_set_comes_from_its_configmap_reloads_in_place_and_lists_live_in_the_record(
+    pod: Pod, record_db: PostgresServer
+) -> None:
+    """The pod decides with the rule set of the mounted fraud-rules ConfigMap; a blocked
+    terminal added through the API (kept in PostgreSQL) declines at once; the ConfigMap's
+    file replaced in the mounted directory, as the kubelet does, is in force within seconds,
+    with no restart."""
+    status = known(pod)
+    port = port_of(pod)
+    _, answer = full_answer(pod, purchase(status, "e2e-rules-0", 40))
+    assert answer["rule_set_version"].startswith("deployed-2026-12-06.1"), answer
+    code, ready = request(port, "GET", "/readyz", key=None)
+    assert ready["rules"]["status"] == "loaded", ready
+    terminal = purchase(status, "x")["terminal_id"]
+    path = f"/v1/rules/lists/blocked_terminals/{terminal}"
+    code, added = request(port, "PUT", path, {"note": "e2e"})
+    assert code == 201 and added["status"] == "added", added
+    try:
+        code, blocked = request(port, "POST", "/v1/predict", purchase(status, "e2e-rules-1", 41))
+        assert code == 200, blocked
+        assert (blocked["decision"], blocked["decision_source"]) == ("decline", "rule"), blocked
+        assert "block_terminals" in blocked["rules_matched"], blocked
+        assert blocked["rule_set_version"] == added["rule_set_version"], blocked
+        store = open_store(record_db.url, record_db.password_file)
+        with store.transaction() as cursor:
+            cursor.execute(
+                "SELECT list_name, value FROM rule_list_entries WHERE value = %s", (terminal,)
+            )
+            assert cursor.fetchall() == [("blocked_terminals", terminal)]
+        store.close()
+    finally:
+        assert request(port, "DELETE", path)[1]["status"] == "removed"
+    mounted = pod.volumes["rules"] / "rules.yaml"
+    original = mounted.read_text()
+    replacement = mounted.with_name(".rules.yaml.new")
+    replacement.write_text(original.replace("deployed-2026-12-06.1", "deployed-e2e-reload"))
+    replacement.replace(mounted)  # atomic, as the kubelet swaps a ConfigMap's files
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            _, answer = full_answer(pod, purchase(status, f"e2e-rules-{time.monotonic_ns()}", 42))
+            if answer["rule_set_version"].startswith("deployed-e2e-reload"):
+                break
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.5)
+    finally:
+        replacement.write_text(original)
+        replacement.replace(mounted)
+
+
 def test_locust_meets_its_slo_gates_through_the_pod(
     pod: Pod, workspace: Path, e2e_root: Path, timings: dict[str, float]
 ) -> None:
