@@ -25,7 +25,7 @@ def tiny_run(
         bundle=bundle,
         feature_repo=repo,
         bodies=request_bodies(data / "v1" / "transactions.parquet", 200),
-        seconds=1.5,
+        seconds=0.5,
         connections=4,
         batch_size=20,
         state=state,
