@@ -55,6 +55,8 @@ SCORE_FIELDS = (
     "reasons",
     "degraded",
     "decision_source",
+    "rule_set_version",
+    "rules_matched",
     "model_version",
     "latency_ms",
 )
@@ -199,8 +201,10 @@ def score_problem(body: Any, transaction_id: str) -> str | None:
         return f"fraud_probability {p!r} is not a probability"
     if not isinstance(body["reasons"], list) or not isinstance(body["degraded"], list):
         return "reasons and degraded must be lists"
-    if body["decision_source"] not in ("model", "rules_fallback"):
+    if body["decision_source"] not in ("model", "rule", "rules_fallback"):
         return f"decision_source {body['decision_source']!r}"
+    if not isinstance(body["rule_set_version"], str) or not isinstance(body["rules_matched"], list):
+        return "rule_set_version must be a string and rules_matched a list"
     return None
 
 

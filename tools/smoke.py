@@ -109,8 +109,9 @@ def problems(answer: dict[str, Any]) -> list[str]:
     found = []
     if answer.get("degraded"):
         found.append(f"degraded: {answer['degraded']}")
-    if answer.get("decision_source") != "model":
-        found.append(f"decision_source is {answer.get('decision_source')!r}, not 'model'")
+    # "rule": the model scored it and a rule of the rule set decided (still a full answer).
+    if answer.get("decision_source") not in ("model", "rule") or answer.get("clf_score") is None:
+        found.append(f"decision_source is {answer.get('decision_source')!r}, not the model's")
     for name in ("fraud_probability", "risk_level", "decision", "model_version"):
         if answer.get(name) is None:
             found.append(f"no {name}")

@@ -18,12 +18,14 @@ FULL = {
     "decision": "approve",
     "model_version": "abc",
     "decision_source": "model",
+    "clf_score": 0.2,
     "degraded": [],
 }
 
 
 def test_a_full_model_answer_has_no_problem() -> None:
     assert problems(FULL) == []
+    assert problems(FULL | {"decision_source": "rule"}) == []  # the model scored, a rule decided
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,7 @@ def test_a_full_model_answer_has_no_problem() -> None:
         ({"degraded": ["customer_features:stale"]}, "degraded"),
         ({"degraded": ["feature_store:error"]}, "degraded"),
         ({"decision_source": "rules_fallback"}, "decision_source"),
+        ({"decision_source": "rule", "clf_score": None}, "decision_source"),  # no model
         ({"risk_level": None}, "no risk_level"),
     ],
 )
