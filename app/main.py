@@ -118,6 +118,7 @@ def shadow_scoring(
         settings.shadow_max_queued_rows,
         (lambda: service.pending() >= limit) if limit > 0 else (lambda: False),
         metrics,
+        linger_s=settings.shadow_linger_ms / 1000,
     )
     metrics.shadow_loaded.set(1)
     log.info("challenger in shadow", extra={"fields": {"version": challenger.bundle.version}})

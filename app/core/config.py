@@ -365,6 +365,13 @@ class Settings(BaseSettings):
         description="transactions waiting for the shadow scorer; beyond, they are dropped "
         "(fraud_shadow_dropped_total{reason='full'})",
     )
+    shadow_linger_ms: float = Field(
+        default=100.0,
+        ge=0,
+        le=10_000,
+        description="the shadow scorer waits this long for a group to gather before scoring "
+        "it (one call per group, not per request: the champion keeps the core)",
+    )
     shadow_busy_inflight: int = Field(
         default=0,
         ge=0,

@@ -241,3 +241,20 @@ def test_load_challenger_refuses_without_raising(
     good = load_challenger(str(tiny_bundle), None, bundle.features, "the FeatureService")
     assert good.bundle is not None and good.problem is None
     assert good.bundle.version == bundle.version
+
+
+@pytest.mark.parametrize(("linger", "calls"), [(0.5, 1), (0.0, 5)])
+def test_submissions_within_the_linger_are_scored_in_one_call(
+    bundle: ModelBundle, linger: float, calls: int
+) -> None:
+    """Requests arriving one by one are scored as one group (one call, one sink write)
+    when they come within ``linger_s`` of the first; without a linger, each alone."""
+    batches: list[int] = []
+    scorer = ShadowScorer(bundle, lambda rows: batches.append(len(rows)), linger_s=linger)
+    for i in range(5):
+        _submit(scorer, _rows(bundle, 1, i), f"s{i}-")
+        if linger == 0.0:
+            _wait(lambda n=i: sum(batches) == n + 1)  # scored before the next comes
+    _wait(lambda: sum(batches) == 5)
+    scorer.close(5.0)
+    assert len(batches) == calls, batches
