@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: loop help install browser containers java images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak record-bench loadtest k8s-validate abuse e2e clean
+.PHONY: loop help install browser containers java images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak record-bench shadow-bench loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -165,7 +165,7 @@ lint: install ## ruff, ruff format --check, mypy, pip-audit of the pins, bandit 
 	$(BIN)/mypy
 	$(PY) tools/audit_deps.py $(if $(filter 1,$(AUDIT_STRICT)),--strict,)
 	$(BIN)/bandit -c pyproject.toml -q --severity-level medium \
-		-r app fraud_model system_of_record training feature_repo benchmarks tools locustfile.py
+		-r app fraud_model fraud_rules system_of_record training feature_repo benchmarks tools locustfile.py
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -199,6 +199,7 @@ screenshots: install ## The README's dashboard screenshots from the real model a
 BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
 	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
+	$(PY) -m benchmarks.rules_report
 
 # The production data loop on small data (docs/data-loop.md): PostgreSQL, the service,
 # the replay, the Spark feature job, Feast, retraining with the gate, the reload (~10 min).
@@ -215,6 +216,11 @@ soak: train $(VENV)/serve/.installed ## Soak: >= 10 min at 70 % of measured capa
 RECORD_BENCH_ARGS ?=
 record-bench: train $(VENV)/serve/.installed ## System of record: write rate alone and under the API's load (PostgreSQL vs SQLite) -> benchmarks/record_throughput.json, BENCHMARKS.md
 	$(PY) -m benchmarks.record_throughput --serve-python $(VENV)/serve/bin/python $(RECORD_BENCH_ARGS)
+
+# The same bundle without and with itself as CHALLENGER_URI: saturation and open loop (~2.5 min).
+SHADOW_BENCH_ARGS ?=
+shadow-bench: train $(VENV)/serve/.installed ## Challenger in shadow: the champion's throughput and latency without and with it -> benchmarks/shadow_cost.json, BENCHMARKS.md
+	$(PY) -m benchmarks.shadow_cost --serve-python $(VENV)/serve/bin/python $(SHADOW_BENCH_ARGS)
 
 # 100,000 transactions of the later period at 200/s (~9 min); REPLAY_ARGS="--limit 5000" for a short one.
 REPLAY_ARGS ?=

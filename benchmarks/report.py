@@ -400,5 +400,13 @@ def tracing_markdown(path: Path = Path("benchmarks/tracing.json")) -> str:
 
 def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | None = None) -> None:
     from benchmarks.record_report import markdown as record_markdown  # make record-bench
+    from benchmarks.rules_report import markdown as rules_markdown  # make bench, after this
+    from benchmarks.shadow_report import markdown as shadow_markdown  # make shadow-bench
 
-    path.write_text(render(results, soak) + tracing_markdown() + record_markdown())
+    path.write_text(
+        render(results, soak)
+        + tracing_markdown()
+        + record_markdown()
+        + shadow_markdown()
+        + rules_markdown()
+    )
