@@ -132,7 +132,7 @@ class _ConditionParser:
                 )
             elif not isinstance(spec.value, str):
                 self.errors.append(f"{path}: text field {spec.field} compared to a number")
-            else:
+            elif not self._known(spec.field, [spec.value], f"{path}.value"):
                 return Compare(spec.field, spec.op, spec.value)
         elif kind == "numeric":
             if isinstance(spec.value, str):
@@ -156,11 +156,19 @@ class _ConditionParser:
             self.errors.append(f"{path}: text field {field} tested against numbers ({what})")
         elif kind == "numeric" and not all(isinstance(v, int | float) for v in values):
             self.errors.append(f"{path}: numeric field {field} tested against text ({what})")
+        elif kind == "text" and self._known(field, values, f"{path}.{what}"):
+            return None
         elif kind is not None:
             if kind == "numeric":
                 values = [float(v) for v in values]
             return Member(field, tuple(values), name)
         return None
+
+    def _known(self, field: str, values: list[Any], path: str) -> bool:
+        """Record every value ``field`` can never take; True when there was one."""
+        problems = [p for v in values if (p := self.catalogue.unknown_value(field, v))]
+        self.errors += [f"{path}: {problem}" for problem in problems]
+        return bool(problems)
 
     def _in_list(self, spec: InListSpec, path: str) -> Node | None:
         if spec.in_list not in self.lists:

@@ -26,11 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.services.watched_file import WatchedFile
+from feature_repo.vocabulary import CHANNELS, ENTRY_MODES, MERCHANT_CATEGORIES
 from fraud_rules.catalogue import FieldCatalogue
 from fraud_rules.engine import CompiledRuleSet
 from fraud_rules.load import RuleSetError, parse_rule_set
 
 log = logging.getLogger(__name__)
+
+# What the request schema lets these fields be: a rule testing another value is a typo.
+REQUEST_VALUES = {
+    "request.channel": CHANNELS,
+    "request.entry_mode": ENTRY_MODES,
+    "request.merchant_category": MERCHANT_CATEGORIES,
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Rulebook:
         on_outcome: Callable[[str], object] | None = None,
     ) -> None:
         self.path = path
-        self.catalogue = FieldCatalogue.for_features(feature_names)
+        self.catalogue = FieldCatalogue.for_features(feature_names, REQUEST_VALUES)
         self._watched = WatchedFile(path)
         self._lock = threading.Lock()
         self._file_set: CompiledRuleSet | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -182,7 +183,12 @@ def test_the_default_rules_validate_against_the_serving_feature_service() -> Non
 
     service = getattr(definitions, Settings().feature_service)
     names = [f.name for p in service.feature_view_projections for f in p.features]
-    rule_set = load_rule_file(DEFAULT_RULES_FILE, FieldCatalogue.for_features(names))
+    from app.services.rulebook import REQUEST_VALUES
+
+    catalogue = FieldCatalogue.for_features(names, REQUEST_VALUES)
+    rule_set = load_rule_file(DEFAULT_RULES_FILE, catalogue)
+    deployed = load_rule_file(Path(__file__).parents[2] / "k8s/base/rules.yaml", catalogue)
+    assert [r.id for r in deployed.rules] == [r.id for r in rule_set.rules]
     assert len(rule_set.rules) >= 8
     assert {r.stage for r in rule_set.rules} == {"allow", "block", "escalate"}
     used = {f for r in rule_set.rules for f in r.fields if f.startswith("feature.")}
@@ -203,3 +209,43 @@ def test_check_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def
     err = capsys.readouterr().err
     assert "1 problem(s)" in err and "unknown field feature.vel_tx_count_2h" in err
     assert main(["check", str(tmp_path / "absent.yaml")]) == 2
+
+
+def test_a_text_value_the_field_never_takes_is_refused_with_the_close_one() -> None:
+    """A typo in a value (``in-person``) would make a rule that never matches: refused,
+    in comparisons, inline sets and declared lists alike; the model's values are known too."""
+    catalogue = FieldCatalogue.for_features(
+        ["is_new_customer"], {"request.channel": ("in_person", "online")}
+    )
+    text = """
+version: v
+lists: {channels: [online, onlien]}
+rules:
+  - id: rule_a
+    stage: escalate
+    when: {field: request.channel, op: "==", value: in-person}
+    action: {reason: RULE_A}
+  - id: rule_b
+    stage: escalate
+    when:
+      any:
+        - {field: request.channel, in: [online, pos]}
+        - {field: request.channel, in_list: channels}
+    action: {reason: RULE_B}
+  - id: rule_c
+    stage: escalate
+    when: {field: model.decision, op: "==", value: decline}
+    action: {reason: RULE_C}
+  - id: rule_d
+    stage: escalate
+    when: {field: model.risk_level, op: "==", value: high}
+    action: {reason: RULE_D}
+"""
+    with pytest.raises(RuleSetError) as refused:
+        parse_rule_set(text, catalogue)
+    problems = "\n".join(refused.value.problems)
+    assert "'in-person' is never a value of request.channel (did you mean 'in_person'?)" in problems
+    assert "'pos' is never a value of request.channel" in problems
+    assert "'onlien' is never a value of request.channel (did you mean 'online'?)" in problems
+    assert "'high' is never a value of model.risk_level (did you mean 'HIGH'?)" in problems
+    assert len(refused.value.problems) == 4  # rule_c is sound
