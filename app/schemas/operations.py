@@ -42,7 +42,7 @@ class DryRunIn(_In):
 
     rules: str | None = Field(
         default=None,
-        max_length=1_000_000,
+        max_length=100_000,  # escaped, still under the 1 MiB body limit (MAX_BODY_BYTES)
         description="the candidate rule set, YAML or JSON text (null: the set in force)",
     )
     since: datetime
