@@ -3,9 +3,10 @@
 Every operation gets at least ``MIN_CASES`` generated requests (``OPERATIONS_CASES`` for
 the fraud-operations routes): schemathesis's positive cases (data the schema allows) and
 negative cases (data it forbids: wrong types, missing fields, out-of-range values, bodies
-that are not JSON, a missing API key, unknown query parameters where a route declares
-its own), each with a few generated extra headers (hostile ``X-Request-Id``,
-``traceparent`` and ``tracestate`` values) that every route must ignore.
+that are not JSON, a missing API key), each with a few generated extra headers and query
+parameters (hostile ``X-Request-Id``, ``traceparent`` and ``tracestate`` values, unknown
+names) that every route must ignore, but a route that declares query parameters of its
+own (the review queue, the shadow view), which refuses unknown ones with a 422.
 The three routes that take no input at all get positive cases only. Each answer passes:
 
 - ``not_a_server_error``: no 5xx;
