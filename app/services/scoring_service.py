@@ -127,8 +127,8 @@ class ScoringService:
             return Lookup(self.features.read(ids), None)
         customers = ids["customer_id"]
         snapshot = pending_snapshot(self.velocity, customers)  # before the store is read
-        views = self.features.read(ids)
-        return Lookup(views, None, snapshot.merged(self.features.read_states(customers)))
+        views, states = self.features.read_with_states(ids, customers)
+        return Lookup(views, None, snapshot.merged(states))
 
     def _failed(self, transactions: Sequence[RequestFields], failure: str) -> Lookup:
         """No store values; velocity from the pending transactions alone."""

@@ -2,7 +2,7 @@
 
 The ``customer_velocity`` view holds one row of lists per customer
 (``feature_repo.velocity.STATE_FIELDS``). Reads go through the same storage interface as
-the batch views (the bulk SQLite reader, or the provider's ``online_read``); writes go
+the batch views (the bulk SQLite or Redis reader, or the provider's ``online_read``); writes go
 through the provider's ``online_write_batch``, the call ``FeatureStore.push(...,
 to=PushMode.ONLINE)`` ends in. ``push`` first turns a DataFrame into Arrow and then into
 the same protos, about 10 ms per call on this machine against 0.3-2 ms for the rows
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.services.online_redis import stored_row
+from app.services.online_redis_reader import RedisOnlineReader, Request, fast_redis
 from app.services.online_sqlite import SqliteOnlineReader, python_value
 from feature_repo.velocity import STATE_FIELDS, STATE_VIEW, VelocityState
 
@@ -30,6 +31,19 @@ _LIST_KIND = {  # state field -> the ValueProto list it is stored as
     "vel_event_y_km": ("double_list_val", "DoubleList"),
     "vel_event_ids": ("string_list_val", "StringList"),
 }
+
+
+def states_from_rows(rows: Sequence[dict[str, Any] | None]) -> list[VelocityState]:
+    """Stored state rows as states (empty for a customer without one); a row object
+    repeated (a customer read for several transactions) is converted once."""
+    states: dict[int, VelocityState] = {}
+    out = []
+    for row in rows:
+        state = states.get(id(row))
+        if state is None:
+            state = states[id(row)] = VelocityState.from_row(row) if row else VelocityState()
+        out.append(state)
+    return out
 
 
 class VelocityStateStore:
@@ -54,8 +68,11 @@ class VelocityStateStore:
         self._value = Value_pb2.Value
         self._lists = {name: getattr(Value_pb2, kind) for name, (_, kind) in _LIST_KIND.items()}
         self._sqlite: SqliteOnlineReader | None = None
+        self._redis: RedisOnlineReader | None = None
         if reader == "auto" and self._config.online_store.type == "sqlite":
             self._sqlite = SqliteOnlineReader(store, busy_timeout_s)
+        elif reader == "auto" and fast_redis(store):
+            self._redis = RedisOnlineReader(store)
 
     def read(self, customer_ids: Sequence[str]) -> tuple[list[VelocityState], list[float]]:
         """The stored state of each customer (empty if none) and its event time (NaN)."""
@@ -63,10 +80,15 @@ class VelocityStateStore:
             rows, times = self._sqlite.read_rows(
                 self.view, "customer_id", STATE_FIELDS, customer_ids
             )
+        elif self._redis is not None:
+            rows, times = self._redis.read((), [self.request(customer_ids)])[1][0]
         else:
             rows, times = self._read_feast(customer_ids)
-        states = [VelocityState.from_row(row) if row else VelocityState() for row in rows]
-        return states, times
+        return states_from_rows(rows), times
+
+    def request(self, customer_ids: Sequence[str]) -> Request:
+        """The read of these customers' states, for :class:`RedisOnlineReader`."""
+        return (self.view, "customer_id", STATE_FIELDS, customer_ids)
 
     def _read_feast(self, ids: Sequence[str]) -> tuple[list[dict[str, Any] | None], list[float]]:
         unique = list(dict.fromkeys(ids))

@@ -4,6 +4,7 @@ record, new entities vs stale ones, parity with SQLite, and Memorystore's TLS.""
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests import redis_server as redis_fixtures
 from tests.redis_server import (
     SERVICE,
     RedisServer,
+    StallingProxy,
     load_record,
     make_tls_files,
     redis_feast_repo,
@@ -269,3 +271,202 @@ def test_memorystore_tls_still_verifies_the_chain(
     wrong = redis_tls.connection_string(ssl=True, ssl_ca_certs=other_ca, ssl_check_hostname=False)
     with pytest.raises(redis.exceptions.ConnectionError, match="certificate verify failed"):
         read_load_record(_tls_store(tls_repo[0], wrong), SERVICE)
+
+
+# --- the one-round-trip reader (app/services/online_redis_reader.py) ------------------
+
+
+def _same_lookup(
+    fast: OnlineFeatures, feast: OnlineFeatures, ids: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Assert the fast reader's lookup equals the provider path's, bit for bit; return it."""
+    customers = ids["customer_id"]
+    ours, states = fast.read_with_states(ids, customers)
+    theirs = feast.read(ids)
+    assert ours.keys() == theirs.keys() == {*(s.name for s in fast.views), "terminal_location"}
+    for view in ours:
+        for mine, expected in (
+            (ours[view].values, theirs[view].values),
+            (ours[view].event_seconds, theirs[view].event_seconds),
+        ):
+            assert mine.shape == expected.shape and mine.dtype == expected.dtype
+            np.testing.assert_array_equal(np.isnan(mine), np.isnan(expected))
+            assert mine.tobytes() == expected.tobytes(), view
+    assert fast.states is not None and feast.states is not None
+    assert states == feast.read_states(customers)
+    mine_states, mine_times = fast.states.read(customers)  # the pusher's reader
+    their_states, their_times = feast.states.read(customers)
+    assert mine_states == their_states == states
+    np.testing.assert_array_equal(mine_times, their_times)
+    return {"views": ours, "states": states, "times": mine_times}
+
+
+def test_the_fast_redis_reader_returns_what_feast_returns(
+    redis_repo: tuple[Path, str], tiny_stream: Any
+) -> None:
+    """Known, unknown and repeated entities, as a batch and one at a time: every batch
+    view, the terminal locations and the velocity states equal the provider's read."""
+    fast, feast = _open(*redis_repo), _open(*redis_repo, reader="feast")
+    assert (fast.reader, feast.reader) == ("redis", "feast")
+    recent = tiny_stream.tail(300)
+    ids = {
+        "customer_id": [*recent.customer_id, "C-never-seen", recent.customer_id.iloc[0]],
+        "terminal_id": [*recent.terminal_id, "T-never-seen", recent.terminal_id.iloc[0]],
+    }
+    whole = _same_lookup(fast, feast, ids)
+    for i in (0, 150, 299, 300, 301):
+        _same_lookup(fast, feast, {key: [value[i]] for key, value in ids.items()})
+    for found in whole["views"].values():  # the data was read, and the new entity is new
+        assert not np.isnan(found.event_seconds[:-2]).any()
+        assert np.isnan(found.event_seconds[-2]) and np.isnan(found.values[-2]).all()
+    known = [state for state in whole["states"][:-2] if state.events]
+    assert len(known) > 100 and whole["states"][-2].events == ()
+    assert math.isnan(whole["times"][-2]) and not math.isnan(whole["times"][0])
+    assert whole["states"][-1] == whole["states"][0]  # a repeated customer
+    fast.close()
+    feast.close()
+
+
+def test_the_fast_redis_reader_agrees_on_partly_stored_entities(
+    redis_repo: tuple[Path, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Hashes the load never writes: some fields only, an event time without values,
+    values without an event time, another view's fields only, a non-double value and an
+    empty value; the fast reader must read them as Feast's provider path does."""
+    from feast.infra.online_stores.helpers import _mmh3, _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    db = 7
+    repo, name = redis_feast_repo(
+        redis_repo[0], tmp_path / "repo", redis_server.connection_string(db=db), SERVICE, False
+    )
+    raw = redis_server.client(db=db)
+    raw.flushdb()
+    fast, feast = _open(repo, name), _open(repo, name, reader="feast")
+    store = feast.store
+    view = store.get_feature_view("customer_features")
+    features = [field.name for field in view.features]
+    when = datetime(2026, 4, 30, 12, 0, 0, 123456, tzinfo=UTC)
+
+    def key(customer: str) -> bytes:
+        entity = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=customer)])
+        version = store.config.entity_key_serialization_version
+        return bytes(_redis_key(store.config.project, entity, version))
+
+    def write(customer: str, values: dict[str, Value]) -> None:
+        entity = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=customer)])
+        store._get_provider().online_write_batch(
+            store.config, view, [(entity, values, when, None)], None
+        )
+
+    write("C-partial", {features[0]: Value(double_val=1.5), features[3]: Value(double_val=-0.0)})
+    write("C-ts-only", {features[0]: Value(double_val=2.0)})
+    raw.hdel(key("C-ts-only"), _mmh3(f"customer_features:{features[0]}"))
+    write("C-no-ts", {features[0]: Value(double_val=3.0)})
+    raw.hdel(key("C-no-ts"), "_ts:customer_features")
+    write("C-int", {features[0]: Value(int64_val=7), features[1]: Value(double_val=float("nan"))})
+    write("C-empty", {features[0]: Value(), features[1]: Value(double_val=4.0)})
+    assert fast.states is not None
+    fast.states.write(["C-state-only"], [_state()], [when.timestamp()])
+    customers = ["C-partial", "C-ts-only", "C-no-ts", "C-int", "C-empty", "C-state-only"]
+    found = _same_lookup(fast, feast, {"customer_id": customers, "terminal_id": ["T"] * 6})
+    views = found["views"]["customer_features"]
+    assert views.values[0, 0] == 1.5 and np.isnan(views.values[0, 1])
+    assert math.copysign(1.0, views.values[0, 3]) == -1.0
+    assert views.event_seconds[0] == when.timestamp()
+    assert np.isnan(views.event_seconds[[1, 2, 5]]).all()  # unknown, never stale
+    assert views.values[3, 0] == 7.0 and np.isnan(views.values[3, 1])
+    assert np.isnan(views.values[4, 0]) and views.values[4, 1] == 4.0
+    assert found["states"][5] == _state() and found["states"][0].events == ()
+    raw.flushdb()
+    fast.close()
+    feast.close()
+
+
+def _state() -> Any:
+    from feature_repo.velocity import VelocityEvent, VelocityState
+
+    return VelocityState((VelocityEvent(1_777_550_000.0, 12.5, "T1", 1.0, 2.0, "tx-1"),))
+
+
+def test_a_whole_lookup_is_one_round_trip(
+    redis_repo: tuple[Path, str], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Views, terminal locations and velocity states: one pipeline, one HMGET per
+    distinct entity hash (Feast's provider path: one pipeline per view and the states)."""
+    import redis
+
+    executions: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def counting(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+        executions.append(len(pipe.command_stack))
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting)
+    observer = redis_server.client()
+
+    def hmgets() -> int:
+        stats = observer.info("commandstats").get("cmdstat_hmget", {"calls": 0})
+        return int(stats["calls"])
+
+    record = load_record(*redis_repo)
+    assert record is not None
+    customer = record.views["customer_features"].canary or ""
+    terminal = record.views["terminal_features"].canary or ""
+    one = {"customer_id": [customer], "terminal_id": [terminal]}
+    many = {"customer_id": [customer, "C-new", customer], "terminal_id": [terminal, "T-new", "T"]}
+    for reader, ids, pipelines, commands in (
+        ("auto", one, [2], 2),  # one customer hash, one terminal hash
+        ("auto", many, [5], 5),  # distinct hashes only: 2 customers, 3 terminals
+        ("feast", one, [1, 1, 1, 1], 4),  # 3 views and the states, one call each
+    ):
+        features = _open(*redis_repo, reader=reader)
+        features.warm_up()
+        executions.clear()
+        before = hmgets()
+        views, states = features.read_with_states(ids, ids["customer_id"])
+        assert executions == pipelines, reader
+        assert hmgets() - before == commands, reader
+        assert not np.isnan(views["customer_features"].event_seconds[0])
+        assert len(states) == len(ids["customer_id"])
+        features.close()
+
+
+def test_a_stalled_redis_fails_the_fast_lookup_within_the_socket_timeout(
+    redis_repo: tuple[Path, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import redis
+
+    proxy = StallingProxy(redis_server.host, redis_server.port)
+    try:
+        repo, name = redis_feast_repo(
+            redis_repo[0], tmp_path / "repo", proxy.address, SERVICE, False
+        )
+        features = _open(repo, name, socket_timeout_s=0.2)
+        assert features.reader == "redis"
+        ids = {"customer_id": ["C000000"], "terminal_id": ["T000000"]}
+        features.read_with_states(ids, ids["customer_id"])  # answered through the proxy
+        proxy.stall()
+        started = time.perf_counter()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            features.read_with_states(ids, ids["customer_id"])
+        assert time.perf_counter() - started < 0.6
+        features.close()
+    finally:
+        proxy.close()
+
+
+def test_only_a_plain_redis_gets_the_fast_reader() -> None:
+    from app.services.online_redis_reader import fast_redis
+
+    def store(**online: Any) -> Any:
+        config = type("Config", (), {"online_store": type("Online", (), online)()})()
+        return type("Store", (), {"config": config})()
+
+    assert fast_redis(store(type="redis", redis_type="redis", client="redis"))
+    assert not fast_redis(store(type="redis", redis_type="redis_cluster", client="redis"))
+    assert not fast_redis(store(type="redis", redis_type="redis_sentinel", client="redis"))
+    assert not fast_redis(store(type="redis", redis_type="redis", client="glide"))
+    assert not fast_redis(store(type="sqlite"))

@@ -56,6 +56,11 @@ class FakeFeatures:
             raise sqlite3.OperationalError("no such table: customer_velocity")
         return [EMPTY for _ in customers]
 
+    def read_with_states(
+        self, ids: Mapping[str, Sequence[str]], customers: Sequence[str]
+    ) -> tuple[dict[str, ViewValues], list[VelocityState]]:
+        return self.read(ids), self.read_states(customers)  # as OnlineFeatures off Redis
+
     def close(self) -> None:
         pass
 
