@@ -127,6 +127,7 @@ def load_scoring(
         predictor(settings, model, features, rulebook),
         settings.feature_timeout_ms / 1000,
         span,
+        batch_timeout_s=settings.feature_batch_timeout_ms / 1000,
         coalesce_max=settings.coalesce_max,
         velocity=velocity_tracker(settings, features, metrics) if push_velocity else None,
         abandon_after_s=settings.feature_lookup_abandon_seconds,

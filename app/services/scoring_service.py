@@ -10,7 +10,8 @@ shared. A lone request's stage spans are children of its own span; a group of se
 gets a ``coalesced_group`` span of its own (``scoring.coalesced`` says how many
 transactions it held), linked to each request's span and linked back from them, and its
 stage spans are the group span's children (:func:`app.core.telemetry.group_span_factory`).
-Batch requests are scored on their own: the lookup as any other, then assembly and
+Batch requests are scored on their own: the lookup as any other but within its own budget
+(``batch_timeout_s``: a batch reads up to 1,000 customers and terminals), then assembly and
 prediction on the batch lane (:mod:`app.services.batch_scoring`).
 
 Every entry point (:meth:`~ScoringService.score`, :meth:`~ScoringService.score_offline`,
@@ -105,11 +106,14 @@ class ScoringService:
         max_abandoned: int = 4,
         on_abandon: Callable[[], object] | None = None,
         group_span: GroupSpan | None = None,
+        batch_timeout_s: float | None = None,
     ) -> None:
         self.features = features
         self.velocity = velocity
         self.predictor = predictor
         self.timeout_s = timeout_s
+        # a batch reads up to 1,000 customers and terminals: a budget of its own
+        self.batch_timeout_s = batch_timeout_s if batch_timeout_s is not None else timeout_s
         self.span = span
         self.group_span = group_span
         self.max_pending = max_pending
@@ -221,7 +225,7 @@ class ScoringService:
         """A batch in its turn on the batch lane: lookup, then the rest on the batch thread."""
         async with self._batch.turn():
             with self.span("feature_lookup"):
-                found = await self._lookup(transactions, self.timeout_s, skip_when_busy=True)
+                found = await self._lookup(transactions, self.batch_timeout_s, skip_when_busy=True)
             return await self._batch.run(partial(self._predict_batch, transactions, found))
 
     def _predict_batch(

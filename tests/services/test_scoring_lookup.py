@@ -176,7 +176,7 @@ def test_without_a_store_every_entry_point_answers_unavailable_silently(
 )
 def test_a_slow_store_times_out_within_each_budget(entry: str, flag: str) -> None:
     scoring = service(FakeFeatures(delay_s=0.3), PendingOnly())
-    scoring.timeout_s = 0.02
+    scoring.timeout_s = scoring.batch_timeout_s = 0.02
     started = time.perf_counter()
     if entry == "score_offline":
         try:
@@ -187,6 +187,19 @@ def test_a_slow_store_times_out_within_each_budget(entry: str, flag: str) -> Non
         (p, *_) = run(scoring, entry)
     assert p.degraded == [f"feature_store:{flag}"]
     assert time.perf_counter() - started < 0.25
+
+
+def test_a_batch_has_a_budget_of_its_own() -> None:
+    """A lookup slower than a single's budget but within a batch's: the single is scored
+    on request fields (timeout), the batch with its features."""
+    scoring = service(FakeFeatures(delay_s=0.08), PendingOnly())
+    scoring.timeout_s, scoring.batch_timeout_s = 0.02, 0.5
+    (single,) = run(scoring, "score")
+    scoring = service(FakeFeatures(delay_s=0.08), PendingOnly())
+    scoring.timeout_s, scoring.batch_timeout_s = 0.02, 0.5
+    batch = run(scoring, "score_batch")
+    assert single.degraded == ["feature_store:timeout"]
+    assert [p.degraded for p in batch] == [[] for _ in batch]
 
 
 def test_the_blocking_path_has_no_budget() -> None:
