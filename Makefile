@@ -150,7 +150,8 @@ demo: train ## Main job: install, data, features, train, evaluate, model card; t
 # gates and 50 ms lookup budgets must not share the two cores with what 700 in-process
 # tests left running (servers, pushers, OpenMP threads) in the first one.
 test: install ## Run the test suite (slow tests, the abuse tests and the end-to-end run of the deployed path included)
-	$(BIN)/pytest --ignore=tests/e2e --ignore=tests/abuse -n 2 --dist loadfile
+	$(BIN)/pytest --ignore=tests/e2e --ignore=tests/abuse --ignore=tests/guard -n 2 --dist loadfile
+	$(BIN)/pytest tests/guard -m guard
 	$(BIN)/pytest tests/abuse -m abuse
 	$(BIN)/pytest tests/e2e -m e2e
 
@@ -200,6 +201,7 @@ BENCH_ARGS ?=
 bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
 	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
 	$(PY) -m benchmarks.rules_report
+	$(PY) -m benchmarks.capacity --write
 
 # The production data loop on small data (docs/data-loop.md): PostgreSQL, the service,
 # the replay, the Spark feature job, Feast, retraining with the gate, the reload (~10 min).
