@@ -26,13 +26,10 @@ def test_e2e_and_abuse_run_in_make_test_which_ci_runs() -> None:
     assert any("pytest tests/e2e -m e2e" in line for line in dry_run("e2e"))
     assert any("pytest tests/abuse -m abuse" in line for line in dry_run("abuse"))
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-    everything, guard, abuse, deployed = [line for line in dry_run("test") if "pytest" in line]
-    # slow tests included, on two workers; the performance guard, the load-shaped and the
-    # deployed-path tests in processes of their own, one test at a time
-    assert everything.endswith(
-        "pytest --ignore=tests/e2e --ignore=tests/abuse --ignore=tests/guard -n 2 --dist loadfile"
-    )
-    assert guard.endswith("pytest tests/guard -m guard")
+    everything, abuse, deployed = [line for line in dry_run("test") if "pytest" in line]
+    # slow tests included, on two workers; the load-shaped and the deployed-path tests in
+    # processes of their own, one test at a time
+    assert everything.endswith("pytest --ignore=tests/e2e --ignore=tests/abuse -n 2 --dist loadfile")
     assert abuse.endswith("pytest tests/abuse -m abuse")
     assert deployed.endswith("pytest tests/e2e -m e2e")
 
