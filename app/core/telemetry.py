@@ -18,7 +18,7 @@ request's span (:func:`group_span_factory`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -125,9 +125,15 @@ def instrument(app: FastAPI, provider: TracerProvider, excluded_urls: str) -> No
 
 
 def span_factory(tracer: Tracer) -> Span:
-    """``span(name)`` opens a child span of the current request."""
+    """``span(name)`` opens a child span of the current request, or nothing when that
+    request's span is not being recorded (the 90 % a 10 % sampler drops): its children
+    would not be recorded either (the sampler follows the parent), and creating them cost
+    ~10 us each, six per scored transaction. Without a current span, a root span opens."""
 
     def span(name: str) -> AbstractContextManager[Any]:
+        current = get_current_span()
+        if current.get_span_context().is_valid and not current.is_recording():
+            return nullcontext()
         return tracer.start_as_current_span(name)
 
     return span

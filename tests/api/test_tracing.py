@@ -259,3 +259,29 @@ def test_a_linked_root_follows_its_links_whatever_the_ratio() -> None:
     ).decision.is_sampled()
     assert not never.should_sample(None, trace_id, "g").decision.is_sampled()
     assert always.should_sample(None, trace_id, "g").decision.is_sampled()
+
+
+def test_stage_spans_are_not_made_under_a_request_the_sampler_dropped() -> None:
+    """Children of an unrecorded span would be dropped too (the sampler follows the
+    parent): none is created; under a recorded span, and with no span at all, one is."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import NonRecordingSpan, use_span
+
+    from app.core.telemetry import span_factory
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    stage = span_factory(provider.get_tracer("test"))
+    dropped = NonRecordingSpan(SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(0)))
+    with use_span(dropped), stage("autoencoder") as made:
+        assert made is None  # a null context, not a span
+    with provider.get_tracer("test").start_as_current_span("request"), stage("classifier"):
+        pass
+    with stage("feature_lookup"):  # no request span: a root of its own
+        pass
+    assert sorted(s.name for s in exporter.get_finished_spans()) == [
+        "classifier",
+        "feature_lookup",
+        "request",
+    ]
