@@ -2,17 +2,26 @@
 
 Sections, in order:
 
-1. ``inprocess``: the per-request stage breakdown (:mod:`benchmarks.inprocess`).
-2. ``service``: the real service (``python -m app``, one uvicorn worker pinned to core 0,
-   production settings: INFO logs, tracing on) driven over loopback HTTP by
-   :mod:`benchmarks.loadgen` on core 1: cold start and memory, unloaded latency,
-   saturation, open-loop latency at 25/50/75 % of saturation, and the batch endpoint.
-3. ``naive``: the naive baseline (:mod:`benchmarks.naive_app`) on the same core, the same
-   requests, in the same run; its probabilities are checked against the service's.
-4. ``training``: ``training.external`` on a 300,000-row file, and the training pipeline's
+1. Per online store (``--stores``, default ``redis sqlite``; Redis is the deployed one:
+   Debian's redis-server on 127.0.0.1, no persistence, pinned to core 1 with the load
+   generator, loaded from a copy of the workspace's ``feature_repo`` by the real
+   online-store job; SQLite is the workspace's own store):
+
+   - ``inprocess``: the per-request stage breakdown (:mod:`benchmarks.inprocess`);
+   - ``service``: the real service (``python -m app``, one uvicorn worker pinned to core 0,
+     production settings from ``k8s/base/settings.env``: :func:`benchmarks.harness.
+     production_env`) driven over loopback HTTP by :mod:`benchmarks.loadgen` on core 1:
+     cold start and memory, unloaded latency, saturation, open-loop latency at 10 to 90 %
+     of saturation (the latency-versus-load curve, ``benchmarks/latency_vs_load.svg``),
+     and the batch endpoint.
+
+2. ``naive``: the naive baseline (:mod:`benchmarks.naive_app`) on the same core, the same
+   requests, in the same run, on SQLite; its probabilities are checked against the
+   SQLite service's.
+3. ``training``: ``training.external`` on a 300,000-row file, and the training pipeline's
    stages (``--pipeline scratch`` reruns them from scratch in a copy of the workspace;
    ``auto`` times whatever ``dvc repro`` has to do in the workspace).
-5. ``protocol``: the service on the edge protocol (``python -m app``) against the stack
+4. ``protocol``: the service on the edge protocol (``python -m app``) against the stack
    it replaced (httptools), alike in all else (:mod:`benchmarks.protocols`). ``--only
    protocol`` measures this alone and merges it into the existing results.
 
@@ -26,31 +35,41 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pandas as pd
 
-from benchmarks import loadgen
+from benchmarks import batch_path, loadgen
+from benchmarks.capacity import derive as derive_capacity
 from benchmarks.harness import (
     HOST,
+    KUSTOMIZATION,
+    SETTINGS_ENV,
     add_service_arguments,
     compile_service,
     generator_gc_paused,
     machine,
     pin,
+    production_env,
     request_bodies,
     service_env,
+    start_otlp_sink,
     start_service,
     unpin,
+    write_rules_file,
 )
+from benchmarks.latency_plot import PLOT, write_plot
 from benchmarks.protocols import run_protocols
+from benchmarks.redis_server import RedisServer, redis_feast_repo
 from benchmarks.report import read_soak, write_markdown
-from benchmarks.server import Server, start
+from benchmarks.server import Server, metrics_text, start, stop_process
 
 STAGES = ("data", "features", "materialize", "training_set", "train", "evaluate")
 
@@ -69,8 +88,11 @@ def _post(port: int, path: str, body: bytes) -> dict[str, Any]:
     return parsed
 
 
+SHARES = (10, 20, 30, 40, 50, 60, 70, 75, 80, 90)  # % of saturation: the open-loop levels
+
+
 def _rate_levels(saturation: float) -> list[tuple[int, float]]:
-    return [(share, saturation * share / 100) for share in (25, 50, 75)]
+    return [(share, saturation * share / 100) for share in SHARES]
 
 
 async def measure_service(
@@ -89,6 +111,7 @@ async def measure_service(
     for share, rate in _rate_levels(saturation.throughput):
         run = await loadgen.open_loop(HOST, port, predict, rate, seconds)
         out["open_loop"].append({"share": share, "offered_rps": round(rate, 1), **run.summary()})
+    before_batches = degraded_counts(metrics_text(port))
     out["batch"] = []
     for size, bodies in batches.items():
         requests = loadgen.encode_requests(HOST, port, "/v1/predict/batch", bodies)
@@ -99,6 +122,35 @@ async def measure_service(
     out["rss_after_load_mb"] = round(server.rss_mb(), 1)
     health_run = await loadgen.closed_loop(HOST, port, health, 32, min(seconds, 5.0))
     out["healthz_rps"] = round(health_run.throughput, 0)
+    out["degraded"] = degraded_counts(metrics_text(port))
+    out["degraded_before_batches"] = before_batches
+    return out
+
+
+DEGRADED = {  # counters of /metrics that say the answers were not all on fresh features
+    "fraud_feature_misses": "feature_misses",
+    "fraud_velocity_push_failures": "velocity_push_failures",
+    "fraud_shadow_dropped": "shadow_dropped",
+}
+
+
+def degraded_counts(text: str) -> dict[str, Any]:
+    """From the service's ``/metrics`` after the load: transactions scored without their
+    online features, by reason; failed velocity pushes; shadow scores dropped, by reason."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, Any] = {}
+    for family in text_string_to_metric_families(text):
+        key = DEGRADED.get(family.name)
+        if key is None:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            if sample.labels:
+                out.setdefault(key, {})[",".join(sample.labels.values())] = int(sample.value)
+            else:
+                out[key] = int(sample.value)
     return out
 
 
@@ -127,24 +179,78 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    bodies = request_bodies(args.data, args.transactions)
-    singles = [orjson.dumps(b) for b in bodies]
-    batches = {
-        size: [
-            orjson.dumps({"transactions": bodies[i : i + size]})
-            for i in range(0, len(bodies) - size + 1, size)
-        ]
-        for size in (100, 1000)
-    }
+@dataclass
+class Store:
+    """One online store the service is measured on: where its repository and yaml are."""
+
+    name: str
+    feature_repo: Path
+    feature_store_yaml: str
+    load_seconds: float | None = None  # Redis: the online-store job's wall time
+
+    def env(self) -> dict[str, str]:
+        return {
+            "FEATURE_REPO": str(self.feature_repo),
+            "FEATURE_STORE_YAML": self.feature_store_yaml,
+        }
+
+    def settings(self) -> Any:
+        from app.core.config import Settings
+
+        return Settings(
+            log_level="WARNING",
+            feature_repo=self.feature_repo,
+            feature_store_yaml=self.feature_store_yaml,
+        )
+
+
+def redis_store(args: argparse.Namespace, cores: set[int] | None) -> tuple[Store, RedisServer]:
+    """Debian's redis-server on 127.0.0.1 (no persistence, on ``cores``), loaded with the
+    FeatureService from a copy of the workspace's ``feature_repo`` by the real job."""
+    from app.core.config import Settings
+
+    server = RedisServer(args.out_dir / "redis-server", cores=cores).start()
+    try:
+        target = args.out_dir / "redis" / "feature_repo"
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        began = time.perf_counter()
+        repo, yaml_name = redis_feast_repo(
+            Settings().feature_repo, target, server.connection_string(), Settings().feature_service
+        )
+    except BaseException:
+        server.stop()
+        raise
+    load_seconds = round(time.perf_counter() - began, 1)
+    return Store("redis", repo.resolve(), yaml_name, load_seconds), server
+
+
+def sqlite_store() -> Store:
+    """The workspace's own store (``feature_repo``, its SQLite online store)."""
+    from app.core.config import Settings
+
+    settings = Settings()
+    return Store("sqlite", Path(settings.feature_repo).resolve(), settings.feature_store_yaml)
+
+
+def run_store(
+    args: argparse.Namespace,
+    store: Store,
+    base_env: dict[str, str],
+    singles: list[bytes],
+    batches: dict[int, list[bytes]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Cold starts, then every load on the last one: the service's figures on ``store``,
+    and its answers to the first ``--parity`` requests."""
     server_cores = {0} if args.pin else None
-    pin({1} if args.pin else set())
-    compile_service(args.serve_python)
-    env = service_env(args.port, args.out_dir)
+    var = args.out_dir / store.name
+    var.mkdir(parents=True, exist_ok=True)
+    env = {**base_env, **store.env(), "LABEL_LOG": str(var / "labels.sqlite"),
+           "AUDIT_LOG": str(var / "predictions.sqlite")}  # fmt: skip
     colds = []
     for i in range(args.cold_starts):
         server = start_service(
-            args.serve_python, args.port, env, server_cores, args.out_dir / f"service-{i}.log"
+            args.serve_python, args.port, env, server_cores, var / f"service-{i}.log"
         )
         colds.append((server.ready_seconds, server.rss_mb()))
         if i < args.cold_starts - 1:
@@ -155,6 +261,81 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         reference = [_post(args.port, "/v1/predict", body) for body in singles[: args.parity]]
     finally:
         server.stop()
+    service["cold_starts"] = [
+        {"ready_seconds": round(s, 3), "rss_ready_mb": round(m, 1)} for s, m in colds
+    ]
+    return service, reference
+
+
+def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Every store's in-process breakdown and service figures, the generator's ceiling,
+    and the naive baseline (on SQLite)."""
+    from benchmarks.inprocess import breakdown
+
+    bodies = request_bodies(args.data, args.transactions)
+    singles = [orjson.dumps(b) for b in bodies]
+    batches = {  # a size larger than --transactions is not measured
+        size: [
+            orjson.dumps({"transactions": bodies[i : i + size]})
+            for i in range(0, len(bodies) - size + 1, size)
+        ]
+        for size in (100, 1000)
+        if size <= len(bodies)
+    }
+    timed = [orjson.dumps(b) for b in request_bodies(args.data, args.inprocess + 200)]
+    server_cores = {0} if args.pin else None
+    generator_cores = {1} if args.pin else None
+    compile_service(args.serve_python)
+    rules_file = write_rules_file(args.out_dir)
+    sink_port = args.port + 3
+    sink = start_otlp_sink(sink_port, generator_cores, args.out_dir / "otlp-sink.log")
+    base_env = production_env(args.port, args.out_dir, args.bundle, rules_file, sink_port)
+    results["service_settings"] = {
+        "source": str(SETTINGS_ENV),
+        "env": {k: v for k, v in sorted(base_env.items()) if k not in ("LABEL_LOG", "AUDIT_LOG")},
+        "rules_file": f"{KUSTOMIZATION.parent}/rules.yaml (ConfigMap fraud-rules)",
+        "api_keys": "off: no API_KEYS_FILE (no secret mounted on loopback)",
+        "otlp_sink": f"{HOST}:{sink_port}, own process on the generator's core",
+    }
+    results["stores"] = {}
+    references: dict[str, list[dict[str, Any]]] = {}
+    redis: RedisServer | None = None
+    try:
+        for name in args.stores:
+            if name == "redis":
+                store, redis = redis_store(args, generator_cores)
+            else:
+                store = sqlite_store()
+            print(f"measuring the service on {name} ({store.feature_repo})", flush=True)
+            pin(server_cores or set())
+            inprocess = breakdown(store.settings(), timed)
+            batch = batch_path.measure(store.settings(), bodies) if len(bodies) >= 1000 else None
+            pin(generator_cores or set())
+            service, references[name] = run_store(args, store, base_env, singles, batches)
+            if batch is not None:
+                service["batch_path"] = batch
+            unpin()
+            entry: dict[str, Any] = {"inprocess": inprocess, "service": service}
+            if redis is not None and name == "redis":
+                entry["store"] = {
+                    "server": "Debian redis-server on 127.0.0.1, no persistence, pinned with "
+                    "the load generator (core 1)",
+                    "version": redis.client().info("server")["redis_version"],
+                    "load_seconds": store.load_seconds,
+                    "feature_repo": str(store.feature_repo),
+                }
+                redis.stop()
+                redis = None
+            else:
+                entry["store"] = {"server": "SQLite file in the workspace's feature_repo",
+                                  "feature_repo": str(store.feature_repo)}  # fmt: skip
+            results["stores"][name] = entry
+    finally:
+        if redis is not None:
+            redis.stop()
+        stop_process(sink)
+        unpin()
+    pin(generator_cores or set())
     static = start(
         _python("-m", "benchmarks.static_server", str(args.port + 2)),
         args.port + 2,
@@ -165,13 +346,9 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
     )
     try:
         ceiling = asyncio.run(generator_ceiling(args.port + 2, singles, min(args.seconds, 5.0)))
-        service["generator_ceiling_rps"] = round(ceiling, 0)
+        results["generator_ceiling_rps"] = round(ceiling, 0)
     finally:
         static.stop()
-    service["cold_starts"] = [
-        {"ready_seconds": round(s, 3), "rss_ready_mb": round(m, 1)} for s, m in colds
-    ]
-    results["service"] = service
     if args.naive:
         naive_env = {"NAIVE_BUNDLE": str(args.bundle), "NAIVE_FEATURE_REPO": "feature_repo"}
         command = _python(
@@ -185,11 +362,13 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
             answers = [_post(args.port + 1, "/v1/predict", body) for body in singles[: args.parity]]
         finally:
             naive.stop()
+        same = "sqlite" if "sqlite" in references else next(iter(references))
         baseline["parity_max_abs_diff"] = max(
             abs(a["fraud_probability"] - b["fraud_probability"])
-            for a, b in zip(answers, reference, strict=True)
+            for a, b in zip(answers, references[same], strict=True)
         )
         baseline["parity_checked"] = len(answers)
+        baseline["store"] = "sqlite"
         results["naive"] = baseline
     unpin()
 
@@ -330,6 +509,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="per load level")
     parser.add_argument("--inprocess", type=int, default=2000, help="transactions timed")
     parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        choices=("redis", "sqlite"),
+        default=["redis", "sqlite"],
+        help="online stores the service is measured on (redis: the deployed one)",
+    )
     parser.add_argument("--parity", type=int, default=50, help="answers compared with naive")
     add_service_arguments(parser, port=8300, target="bench")
     parser.add_argument("--external-rows", type=int, default=300_000)
@@ -355,6 +541,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=Path("build/bench"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results.json"))
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--plot", type=Path, default=PLOT, help="the latency-versus-load SVG")
     args = parser.parse_args(argv)
     args.pin = (os.cpu_count() or 1) >= 2
     args.out_dir = args.out_dir.resolve()
@@ -387,19 +574,18 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "settings": {
         "seconds_per_level": args.seconds, "distinct_requests": args.transactions,
-        "pinned": args.pin,
+        "pinned": args.pin, "stores": args.stores, "open_loop_shares": list(SHARES),
     }}  # fmt: skip
     if args.pipeline == "auto":  # the workspace must be up to date before serving from it
         results["training"] = {"pipeline": pipeline_times(args)}
         args.pipeline = "skip"
-    from app.core.config import Settings
-    from benchmarks.inprocess import breakdown
-
-    bodies = [orjson.dumps(b) for b in request_bodies(args.data, args.inprocess + 200)]
-    pin({0} if args.pin else set())
-    results["inprocess"] = breakdown(Settings(log_level="WARNING"), bodies)
-    unpin()
     run_servers(args, results)
+    if "redis" in results["stores"]:  # else the report judges the store it has, so labelled
+        results["deployed_store"] = "redis"
+    # the SVG as BENCHMARKS.md links it: relative to the page
+    results["plot"] = os.path.relpath(args.plot.resolve(), args.markdown.resolve().parent)
+    write_plot(results, args.plot)
+    results["capacity"] = derive_capacity(results)  # what the deployment is sized from
     if args.protocol:
         run_protocol(args, results, own_run=False)
     if args.tracing:

@@ -57,6 +57,9 @@ class Run:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     late: int = 0  # open loop: requests sent more than 1 ms after they were due
+    # open loop: latencies of the answered requests the generator sent on time (None:
+    # not an open loop), so the tail without the generator's own lag can be reported
+    on_time: list[float] | None = None
 
     @property
     def count(self) -> int:
@@ -78,7 +81,9 @@ class Run:
         return float(np.percentile(np.asarray(self.latencies), q) * 1000.0)
 
     def summary(self) -> dict[str, float]:
-        return {
+        """Counts and latency percentiles (ms); in an open loop also ``p99_on_time_ms``,
+        the p99 of the requests the generator sent no more than 1 ms after they were due."""
+        out = {
             "requests": self.count,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
@@ -89,6 +94,11 @@ class Run:
             "max_ms": round(self.percentile(100), 3),
             "late": self.late,
         }
+        if self.on_time is not None:
+            on_time = np.asarray(self.on_time) * 1000.0
+            p99 = float(np.percentile(on_time, 99)) if on_time.size else float("nan")
+            out["p99_on_time_ms"] = round(p99, 3)
+        return out
 
 
 def encode_requests(
@@ -194,13 +204,13 @@ async def open_loop_windows(
     freed = asyncio.Condition()
     total = int(rate * duration)
     slices = max(1, math.ceil(duration / window - 1e-9))
-    runs = [Run(seconds=min(window, duration - i * window)) for i in range(slices)]
+    runs = [Run(seconds=min(window, duration - i * window), on_time=[]) for i in range(slices)]
     ends = [0.0] * slices
     stream = _stream(requests)
     pending: set[asyncio.Task[None]] = set()
     crashed: list[BaseException] = []
 
-    async def one(due: float, raw: bytes, index: int) -> None:
+    async def one(due: float, raw: bytes, index: int, late: bool) -> None:
         nonlocal opened
         run = runs[index]
         async with freed:
@@ -229,6 +239,8 @@ async def open_loop_windows(
             return
         now = time.perf_counter()
         _record(run, status, now - due)
+        if not late and 200 <= status < 300 and run.on_time is not None:
+            run.on_time.append(now - due)
         ends[index] = max(ends[index], now)
         async with freed:
             idle.append(conn)
@@ -250,11 +262,12 @@ async def open_loop_windows(
             current += 1
         due = start + i / rate
         delay = due - time.perf_counter()
+        late = -delay > 0.001
         if delay > 0:
             await asyncio.sleep(delay)
-        elif -delay > 0.001:
+        elif late:
             runs[index].late += 1
-        task = loop.create_task(one(due, next(stream), index))
+        task = loop.create_task(one(due, next(stream), index, late))
         pending.add(task)
         task.add_done_callback(finished)
     for index in range(current, slices):

@@ -13,10 +13,11 @@ or the root conftest lists ``tests.redis_server`` in ``pytest_plugins``):
 - ``redis_feast``: the session's tiny Feast repository (``feast_repo``) loaded into
   ``redis_server`` (db 0) by the online-store job: ``(repo, yaml name)``.
 
-Helpers: :func:`redis_feast_repo` writes a ``feature_store`` yaml for a Redis online store
-into a copy of an applied Feast repository and loads it with the real online-store job;
-:class:`StallingProxy` sits in front of a server and can stop answering (a store that
-accepts connections and never replies) and start again.
+Helpers: :func:`redis_feast_repo` (from :mod:`benchmarks.redis_server`, which ``make bench``
+shares) writes a ``feature_store`` yaml for a Redis online store into a copy of an applied
+Feast repository and loads it with the real online-store job; :class:`StallingProxy` sits
+in front of a server and can stop answering (a store that accepts connections and never
+replies) and start again.
 """
 
 from __future__ import annotations
@@ -25,27 +26,20 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.server import free_port
+from benchmarks.redis_server import RedisServer as _RedisServer
+from benchmarks.redis_server import TlsFiles
+from benchmarks.redis_server import redis_feast_repo as redis_feast_repo
+from benchmarks.redis_server import write_redis_yaml as write_redis_yaml
+from benchmarks.server import free_port as free_port
 
 MEMORYSTORE_CN = "Google Cloud Memorystore Redis Server"
 MEMORYSTORE_IP = "10.20.0.3"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A test CA and a server certificate signed by it."""
-
-    ca: Path
-    cert: Path
-    key: Path
 
 
 def make_tls_files(directory: Path, cn: str = MEMORYSTORE_CN, ip: str = MEMORYSTORE_IP) -> TlsFiles:
@@ -81,86 +75,14 @@ def make_tls_files(directory: Path, cn: str = MEMORYSTORE_CN, ip: str = MEMORYST
     return TlsFiles(ca, cert, key)
 
 
-@dataclass
-class RedisServer:
-    """A running redis-server; ``stop()`` and ``start()`` keep its port."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    tls: TlsFiles | None = None
-    host: str = "127.0.0.1"
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def connection_string(self, **params: Any) -> str:
-        """``host:port`` plus Feast-style ``key=value`` parameters (``ssl=true``, ...)."""
-
-        def text(value: Any) -> str:
-            return str(value).lower() if isinstance(value, bool) else str(value)
-
-        return ",".join([self.address, *(f"{k}={text(v)}" for k, v in params.items())])
-
-    def command(self) -> list[str]:
-        args = ["redis-server", "--bind", self.host, "--save", "", "--appendonly", "no"]
-        args += ["--dir", str(self.directory), "--protected-mode", "no"]
-        if self.tls is None:
-            return [*args, "--port", str(self.port)]
-        return [
-            *args,
-            *("--port", "0", "--tls-port", str(self.port)),
-            *("--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)),
-            *("--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"),
-        ]
+class RedisServer(_RedisServer):
+    """:class:`benchmarks.redis_server.RedisServer` that skips the test without redis-server."""
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed (make install)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited: {(self.directory / 'redis.log').read_text()}"
-                )
-            try:
-                if self.client().ping():
-                    return self
-            except Exception:  # not listening yet
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server on {self.address} did not start in {timeout_s} s")
-
-    def client(self, db: int = 0) -> Any:
-        """A redis-py client (verifying the test CA, not the host name, with TLS)."""
-        import redis
-
-        if self.tls is None:
-            return redis.Redis(self.host, self.port, db=db, socket_timeout=2)
-        return redis.Redis(
-            self.host,
-            self.port,
-            db=db,
-            socket_timeout=2,
-            ssl=True,
-            ssl_ca_certs=str(self.tls.ca),
-            ssl_check_hostname=False,
-        )
-
-    def flush(self) -> None:
-        """Empty every database."""
-        client = self.client()
-        client.flushall()
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
+        super().start(timeout_s)
+        return self
 
 
 @pytest.fixture(scope="session")
@@ -202,52 +124,6 @@ def redis_feast(
 ) -> tuple[Path, str]:
     target = tmp_path_factory.mktemp("redis-repo") / "repo"
     return redis_feast_repo(feast_repo, target, redis_server.connection_string(), SERVICE)
-
-
-REDIS_YAML = """\
-project: fraud_detection
-provider: local
-registry:
-  registry_type: file
-  path: data/registry.db
-  cache_ttl_seconds: 0
-online_store:
-  type: redis
-  redis_type: redis
-  connection_string: "{connection}"
-offline_store:  # as in feature_store.yaml: the load reads the tables with Spark
-  type: spark
-  spark_conf:
-    spark.master: local[2]
-    spark.ui.enabled: "false"
-    spark.driver.bindAddress: 127.0.0.1
-    spark.driver.host: 127.0.0.1
-    spark.sql.session.timeZone: UTC
-entity_key_serialization_version: 3
-auth:
-  type: no_auth
-"""
-
-
-def write_redis_yaml(repo: Path, connection: str, name: str = "feature_store.redis.yaml") -> str:
-    """A feature_store yaml like feature_store.gke.yaml, with ``connection`` spelled out."""
-    (repo / name).write_text(REDIS_YAML.format(connection=connection))
-    return name
-
-
-def redis_feast_repo(
-    source: Path, target: Path, connection: str, feature_service: str, load: bool = True
-) -> tuple[Path, str]:
-    """A copy of the applied repository ``source`` whose ``feature_store.redis.yaml``
-    points at ``connection``; with ``load``, the online-store job (the materialize
-    CronJob's code) loads the FeatureService into it and writes the load record."""
-    shutil.copytree(source, target)
-    name = write_redis_yaml(target, connection)
-    if load:
-        from feature_repo.online_load import load as load_online_store
-
-        load_online_store(target, name, feature_service)
-    return target, name
 
 
 def load_record(repo: Path, yaml_name: str, feature_service: str = SERVICE) -> Any:
