@@ -29,7 +29,9 @@ def test_e2e_and_abuse_run_in_make_test_which_ci_runs() -> None:
     everything, abuse, deployed = [line for line in dry_run("test") if "pytest" in line]
     # slow tests included, on two workers; the load-shaped and the deployed-path tests in
     # processes of their own, one test at a time
-    assert everything.endswith("pytest --ignore=tests/e2e --ignore=tests/abuse -n 2 --dist loadfile")
+    assert everything.endswith(
+        "pytest --ignore=tests/e2e --ignore=tests/abuse -n 2 --dist loadfile"
+    )
     assert abuse.endswith("pytest tests/abuse -m abuse")
     assert deployed.endswith("pytest tests/e2e -m e2e")
 
