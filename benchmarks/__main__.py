@@ -294,7 +294,8 @@ def run_servers(args: argparse.Namespace, results: dict[str, Any]) -> None:
         "source": str(SETTINGS_ENV),
         "env": {k: v for k, v in sorted(base_env.items()) if k not in ("LABEL_LOG", "AUDIT_LOG")},
         "rules_file": f"{KUSTOMIZATION.parent}/rules.yaml (ConfigMap fraud-rules)",
-        "api_keys": "off: no API_KEYS_FILE (no secret mounted on loopback)",
+        "api_keys": "off: no API_KEYS_FILE (no secret mounted on loopback); per-key rate limit "
+        "off (RATE_LIMIT_PER_SECOND=0: it is derived from this measurement)",
         "otlp_sink": f"{HOST}:{sink_port}, own process on the generator's core",
     }
     results["stores"] = {}

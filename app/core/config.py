@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     feature_store_yaml: str = "feature_store.yaml"
     feature_service: str = "fraud_detection_v2"
     feature_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    gil_switch_interval_ms: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="how long a thread may hold the GIL while another waits "
+        "(sys.setswitchinterval; Python's default 5 ms): the background threads (velocity "
+        "push, shadow scoring, audit, shipper) hold a request that long at most",
+    )
     feature_batch_timeout_ms: float = Field(
         default=500.0,
         gt=0,
