@@ -197,7 +197,7 @@ screenshots: install ## The README's dashboard screenshots from the real model a
 	$(PY) -m tools.screenshots
 
 BENCH_ARGS ?=
-bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP, breakdown, naive baseline -> BENCHMARKS.md
+bench: data $(VENV)/serve/.installed ## Benchmarks: pipeline stages timed, service over HTTP on Redis and SQLite, latency curve, batch path, naive baseline -> BENCHMARKS.md, per-pod capacity -> HPA
 	$(PY) -m benchmarks --serve-python $(VENV)/serve/bin/python $(BENCH_ARGS)
 	$(PY) -m benchmarks.rules_report
 	$(PY) -m benchmarks.capacity --write
