@@ -9,8 +9,10 @@ two measurements alone this module derives
 - the requests per second one pod carries at that target (saturation x target);
 - the replica bounds: ``MIN_REPLICAS`` (one pod per zone), and enough pods at target
   for ``DESIGN_PEAK_RPS``;
-- the per-key rate limit of one pod (``RATE_LIMIT_PER_SECOND``): what one pod carries at
-  target, so a single caller cannot take more than that from any pod; the burst twice that.
+- the per-key rate limit of one pod (``RATE_LIMIT_PER_SECOND``): the pod's saturation,
+  rounded down to 50, so one runaway caller cannot take more than a whole pod, while the
+  main caller (a payment switch sends most traffic under one key) is never throttled
+  below what the HPA keeps each pod at; the burst twice that.
 
 ``python -m benchmarks.capacity --write`` (the last step of ``make bench``) writes them into
 ``k8s/base/hpa.yaml``, ``k8s/base/settings.env`` and the marked capacity blocks of
@@ -84,7 +86,9 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     within_budget = budget is not None and at_target.get(target, math.inf) <= P99_BUDGET_MS
     rps_at_target = saturation * target // 100
     max_replicas = max(MIN_REPLICAS + 1, math.ceil(DESIGN_PEAK_RPS / max(rps_at_target, 1)))
-    rate = max(50, rps_at_target // 50 * 50)
+    # one key may take up to a whole pod's capacity: below that the HPA adds pods; a key
+    # limited to the target's load would be throttled before CPU scaling could react
+    rate = max(50, saturation // 50 * 50)
     return asdict(
         Capacity(
             store=store,
@@ -144,7 +148,7 @@ def section(results: dict[str, Any]) -> list[str]:
         f"| maxReplicas | {c['max_replicas']} | {_grouped(DESIGN_PEAK_RPS)} req/s design peak "
         "÷ req/s per pod at target |",
         f"| RATE_LIMIT_PER_SECOND / BURST | {c['rate_limit_per_second']} / "
-        f"{c['rate_limit_burst']} | one key at most a pod's target load, per pod |",
+        f"{c['rate_limit_burst']} | one key at most a whole pod (its saturation), per pod |",
         "",
     ]
     return lines

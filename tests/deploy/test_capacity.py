@@ -40,7 +40,8 @@ def test_the_target_is_the_highest_share_within_budget_up_to_75() -> None:
     assert c["within_budget"] is True
     assert c["rps_at_target"] == 700
     assert c["max_replicas"] == 15  # ceil(10,000 / 700)
-    assert (c["rate_limit_per_second"], c["rate_limit_burst"]) == (700, 1400)
+    # one key may use a whole pod, never less than the HPA keeps a pod at
+    assert (c["rate_limit_per_second"], c["rate_limit_burst"]) == (1000, 2000)
 
 
 def test_the_target_never_passes_75_even_when_90_is_within_budget() -> None:
@@ -68,7 +69,7 @@ def test_write_then_check_round_trips_and_a_hand_edit_is_caught(tmp_path: Path) 
     assert capacity.differences(c, tmp_path) == []
     hpa = (tmp_path / capacity.HPA).read_text()
     assert "averageUtilization: 60\n" in hpa and "maxReplicas: 14\n" in hpa
-    assert "RATE_LIMIT_PER_SECOND=700\n" in (tmp_path / capacity.SETTINGS_ENV).read_text()
+    assert "RATE_LIMIT_PER_SECOND=1200\n" in (tmp_path / capacity.SETTINGS_ENV).read_text()
     assert "1,234 req/s" in (tmp_path / capacity.README).read_text()
     (tmp_path / capacity.HPA).write_text(hpa.replace("maxReplicas: 14", "maxReplicas: 30"))
     assert capacity.differences(c, tmp_path) == [str(capacity.HPA)]
