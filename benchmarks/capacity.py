@@ -75,15 +75,14 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     store = results.get("deployed_store", "sqlite")
     service = results["stores"][store]["service"] if "stores" in results else results["service"]
     saturation = int(round(service["saturation"]["throughput_rps"]))
-    shares = sorted(
-        (int(level["share"]) for level in service["open_loop"] if _p99(level) <= P99_BUDGET_MS),
+    p99 = {int(level["share"]): _p99(level) for level in service["open_loop"]}
+    budget = max(
+        (share for share, ms in p99.items() if ms <= P99_BUDGET_MS and share <= MAX_TARGET),
+        default=None,
     )
-    within = [s for s in shares if s <= MAX_TARGET]
-    budget = max(within) if within else None
     target = max(MIN_TARGET, min(MAX_TARGET, (budget or 0) // 5 * 5))
-    at_target = {int(level["share"]): _p99(level) for level in service["open_loop"]}
     # the target is a measured level when the budget held; otherwise say it did not
-    within_budget = budget is not None and at_target.get(target, math.inf) <= P99_BUDGET_MS
+    within_budget = budget is not None and p99.get(target, math.inf) <= P99_BUDGET_MS
     rps_at_target = saturation * target // 100
     max_replicas = max(MIN_REPLICAS + 1, math.ceil(DESIGN_PEAK_RPS / max(rps_at_target, 1)))
     # one key may take up to a whole pod's capacity: below that the HPA adds pods; a key

@@ -412,6 +412,14 @@ def curve_section(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _timings_table(first: str, timings: dict[str, dict[str, float]]) -> str:
+    """Median and p99 microseconds per named step."""
+    return markdown_table(
+        [first, "median µs", "p99 µs"],
+        [[k, v["median_us"], v["p99_us"]] for k, v in timings.items()],
+    )
+
+
 def inprocess_section(name: str, inprocess: dict[str, Any]) -> list[str]:
     """One store's per-stage breakdown and the slower alternatives."""
     out = [
@@ -419,12 +427,7 @@ def inprocess_section(name: str, inprocess: dict[str, Any]) -> list[str]:
         "transaction at a time)",
         "",
     ]
-    out.append(
-        markdown_table(
-            ["stage", "median µs", "p99 µs"],
-            [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["stages"].items()],
-        )
-    )
+    out.append(_timings_table("stage", inprocess["stages"]))
     out += [
         "",
         f"Sum of the medians: {inprocess['sum_of_medians_us']:,.0f} µs over "
@@ -436,12 +439,7 @@ def inprocess_section(name: str, inprocess: dict[str, Any]) -> list[str]:
         "The slower ways the service does not use, on the same transactions:",
         "",
     ]
-    out.append(
-        markdown_table(
-            ["alternative", "median µs", "p99 µs"],
-            [[k, v["median_us"], v["p99_us"]] for k, v in inprocess["alternatives"].items()],
-        )
-    )
+    out.append(_timings_table("alternative", inprocess["alternatives"]))
     return [*out, ""]
 
 

@@ -159,6 +159,12 @@ class OnlineFeatures:
         ttl = view.ttl.total_seconds() if view.ttl else 0.0
         return ViewSpec(view.name, view.join_keys[0], features, ttl, view)
 
+    @property
+    def lookup_specs(self) -> tuple[ViewSpec, ...]:
+        """The views a lookup reads: the batch views, and the terminal locations when the
+        service has velocity features."""
+        return self.views if self.location is None else (*self.views, self.location)
+
     def state_store(self) -> VelocityStateStore:
         """A new reader/writer of velocity states with its own connection (the pusher's)."""
         return VelocityStateStore(self._store, self._reader_kind, self._busy_timeout_s)
@@ -222,7 +228,7 @@ class OnlineFeatures:
     def read(self, entity_ids: Mapping[str, Sequence[str]]) -> dict[str, ViewValues]:
         """Values of every batch view (and the terminal locations, when the service has
         velocity features) for the given ids (join key -> one id per row)."""
-        specs = self.views if self.location is None else (*self.views, self.location)
+        specs = self.lookup_specs
         if self._redis is not None:
             return self._read_redis(specs, entity_ids, ())[0]
         return {spec.name: self._read_view(spec, entity_ids[spec.join_key]) for spec in specs}
@@ -233,7 +239,7 @@ class OnlineFeatures:
         """:meth:`read` and :meth:`read_states` together: one round trip on Redis."""
         if self._redis is None or self.states is None:
             return self.read(entity_ids), self.read_states(customer_ids)
-        specs = self.views if self.location is None else (*self.views, self.location)
+        specs = self.lookup_specs
         return self._read_redis(specs, entity_ids, customer_ids)
 
     def _read_redis(
@@ -253,7 +259,7 @@ class OnlineFeatures:
         """The views (batch views, and terminal locations with velocity) whose canary
         entity (view -> id, from the load record) is not found by :meth:`read`; a view
         without a canary counts as not loaded."""
-        specs = self.views if self.location is None else (*self.views, self.location)
+        specs = self.lookup_specs
         ids: dict[str, list[str]] = {spec.join_key: [] for spec in specs}
         for spec in specs:
             canary = canaries.get(spec.name)
