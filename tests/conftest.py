@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +68,33 @@ def tiny_params_dict() -> dict[str, Any]:
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
     _merge(params, copy.deepcopy(TINY))
     return params
+
+
+TRACKING_URI = "MLFLOW_TRACKING_URI"
+
+
+@contextmanager
+def tracking_restored() -> Iterator[None]:
+    """Undo every MLflow tracking-URI change made inside: ``mlflow.set_tracking_uri`` also
+    exports ``MLFLOW_TRACKING_URI`` to ``os.environ`` (for subprocesses), so a test's
+    temporary store would otherwise leak into later tests' ``dvc repro`` on the same worker."""
+    import mlflow
+
+    saved = os.environ.get(TRACKING_URI)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None: back to the default
+        if saved is not None:
+            os.environ[TRACKING_URI] = saved
+
+
+@pytest.fixture(autouse=True)
+def tracking_uri_not_leaked() -> Iterator[None]:
+    """Fail the test that leaves ``MLFLOW_TRACKING_URI`` different from how it found it."""
+    before = os.environ.get(TRACKING_URI)
+    yield
+    assert os.environ.get(TRACKING_URI) == before, f"{TRACKING_URI} leaked: use tracking_restored()"
 
 
 @pytest.fixture(scope="session", autouse=True)

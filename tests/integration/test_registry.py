@@ -13,6 +13,7 @@ import pytest
 
 from fraud_model.bundle import write_bundle
 from fraud_model.scorer import EnsembleScorer
+from tests.conftest import tracking_restored
 from training.tracking import registry
 
 pytestmark = pytest.mark.integration
@@ -27,12 +28,9 @@ def test_the_gate_allows_the_tolerance_and_no_more() -> None:
 
 @pytest.fixture()
 def mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import mlflow as mlflow_module
-
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    previous = mlflow_module.get_tracking_uri()
-    yield registry.configure("test-experiment", root=tmp_path)
-    mlflow_module.set_tracking_uri(previous)
+    with tracking_restored():
+        yield registry.configure("test-experiment", root=tmp_path)
 
 
 def test_versions_become_challenger_and_only_good_ones_champion(

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from fraud_model.bundle import load_bundle
+from tests.conftest import tracking_restored
 from training import evaluate, train
 from training.modelling.search import SearchResult
 from training.tracking import search_runs
@@ -32,14 +33,15 @@ def mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     ``registry.configure(experiment)`` without a root write nowhere in the project)."""
     import mlflow as mlflow_module
 
-    previous = mlflow_module.get_tracking_uri()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow_module.set_tracking_uri(uri)
-    mlflow_module.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "mlruns").as_uri())
-    mlflow_module.set_experiment(EXPERIMENT)
-    yield mlflow_module
-    mlflow_module.set_tracking_uri(previous)
+    with tracking_restored():
+        mlflow_module.set_tracking_uri(uri)
+        mlflow_module.create_experiment(
+            EXPERIMENT, artifact_location=(tmp_path / "mlruns").as_uri()
+        )
+        mlflow_module.set_experiment(EXPERIMENT)
+        yield mlflow_module
 
 
 def trial(state: State, params: dict[str, Any], means: list[float]) -> optuna.trial.FrozenTrial:

@@ -16,6 +16,7 @@ import yaml
 from system_of_record.rows import LabelRow, ShadowRow
 from system_of_record.shadow import write_shadow
 from system_of_record.store import RecordStore, open_store
+from tests.conftest import tracking_restored
 from tests.system_of_record.helpers import decision
 from training import promote
 from training.tracking import registry
@@ -29,13 +30,9 @@ _names = count()
 
 @pytest.fixture(scope="module")
 def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import mlflow as mlflow_module
-
-    with pytest.MonkeyPatch.context() as patch:
+    with tracking_restored(), pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        previous = mlflow_module.get_tracking_uri()
         yield registry.configure("test-experiment", root=tmp_path_factory.mktemp("mlflow"))
-        mlflow_module.set_tracking_uri(previous)
 
 
 def register(mlflow: Any, name: str, source: Path) -> str:
