@@ -16,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: loop help install browser containers java images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak record-bench shadow-bench loadtest k8s-validate abuse e2e clean
+.PHONY: loop help install browser containers java images screenshots demo test test-fast lint format data features feast-ui train pipeline external quality-bench serve batch audit bench soak record-bench shadow-bench tail-bench loadtest k8s-validate abuse e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -222,6 +222,11 @@ record-bench: train $(VENV)/serve/.installed ## System of record: write rate alo
 SHADOW_BENCH_ARGS ?=
 shadow-bench: train $(VENV)/serve/.installed ## Challenger in shadow: the champion's throughput and latency without and with it -> benchmarks/shadow_cost.json, BENCHMARKS.md
 	$(PY) -m benchmarks.shadow_cost --serve-python $(VENV)/serve/bin/python $(SHADOW_BENCH_ARGS)
+
+# Production, each of its parts switched off alone, all off: where the tail comes from (~8 min).
+TAIL_BENCH_ARGS ?=
+tail-bench: train $(VENV)/serve/.installed ## Tail sources: production settings with one part off at a time, and what a pause does -> benchmarks/tail_sources.json, BENCHMARKS.md
+	$(PY) -m benchmarks.tail_sources --serve-python $(VENV)/serve/bin/python $(TAIL_BENCH_ARGS)
 
 # 100,000 transactions of the later period at 200/s (~9 min); REPLAY_ARGS="--limit 5000" for a short one.
 REPLAY_ARGS ?=

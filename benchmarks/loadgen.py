@@ -285,14 +285,19 @@ async def open_loop_windows(
     return runs
 
 
-async def one_by_one(host: str, port: int, requests: Sequence[bytes], count: int) -> Run:
-    """Unloaded latency: one connection, ``count`` requests in sequence."""
+async def one_by_one(
+    host: str, port: int, requests: Sequence[bytes], count: int, pause: float = 0.0
+) -> Run:
+    """Unloaded latency: one connection, ``count`` requests in sequence, ``pause`` seconds
+    between an answer and the next request (0: back to back)."""
     conn = await connect(host, port)
     run = Run(seconds=0.0)
     began = time.perf_counter()
     for raw, _ in zip(itertools.cycle(requests), range(count), strict=False):
         sent = time.perf_counter()
         _record(run, await _send(conn, raw), time.perf_counter() - sent)
+        if pause > 0:
+            await asyncio.sleep(pause)
     run.seconds = time.perf_counter() - began
     conn.close()
     return run

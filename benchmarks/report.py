@@ -683,6 +683,7 @@ def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | N
     from benchmarks.record_report import markdown as record_markdown  # make record-bench
     from benchmarks.rules_report import markdown as rules_markdown  # make bench, after this
     from benchmarks.shadow_report import markdown as shadow_markdown  # make shadow-bench
+    from benchmarks.tail_sources import markdown as tail_markdown  # make tail-bench
 
     path.write_text(
         render(results, soak)
@@ -690,4 +691,5 @@ def write_markdown(results: dict[str, Any], path: Path, soak: dict[str, Any] | N
         + record_markdown()
         + shadow_markdown()
         + rules_markdown()
+        + tail_markdown()
     )

@@ -50,6 +50,15 @@ def test_one_by_one_is_sequential(static_port: int) -> None:
     assert sum(run.latencies) <= run.seconds
 
 
+def test_one_by_one_pauses_between_an_answer_and_the_next_request(static_port: int) -> None:
+    requests = loadgen.encode_requests("127.0.0.1", static_port, "/", [b""], method="GET")
+    run = asyncio.run(loadgen.one_by_one("127.0.0.1", static_port, requests, 10, pause=0.02))
+    assert run.count == 10
+    # ten pauses of 20 ms, none inside a request's own latency
+    assert run.seconds >= sum(run.latencies) + 10 * 0.02
+    assert max(run.latencies) < 0.02
+
+
 def test_a_server_that_exits_is_reported(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "raise SystemExit(3)"]
     with pytest.raises(RuntimeError, match="exited with 3"):
