@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.records import saved_section
+
 RECORD_JSON = Path("benchmarks/record_throughput.json")
 TITLE = "## System of record: write throughput under the API's load (issue 26)"
 
@@ -66,11 +68,7 @@ def section(record: dict[str, Any]) -> list[str]:
 
 def markdown(path: Path = RECORD_JSON) -> str:
     """The section for ``make bench``'s report, if the benchmark has been run."""
-    if not path.is_file():
-        return ""
-    import json
-
-    return "\n" + "\n".join(section(json.loads(path.read_text())))
+    return saved_section(path, section)
 
 
 def update_benchmarks(record: dict[str, Any], path: Path) -> None:

@@ -51,6 +51,7 @@ from benchmarks.http_client import encode
 from benchmarks.postgres_server import PostgresServer
 from benchmarks.record_report import update_benchmarks
 from benchmarks.record_store import Sampler, store_rates
+from benchmarks.records import add_workspace_arguments
 from benchmarks.server import free_port
 from system_of_record.store import RecordStore, open_store
 
@@ -211,11 +212,7 @@ def run(
 
 def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve-python", type=Path, default=Path(sys.executable))
-    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
-    parser.add_argument("--feature-repo", type=Path, default=Path("feature_repo"))
-    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
-    parser.add_argument("--transactions", type=int, default=6000, help="request templates")
+    add_workspace_arguments(parser)
     parser.add_argument("--seconds", type=float, default=30.0, help="load per phase")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=1000, help="per batch request")

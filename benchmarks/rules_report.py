@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import machine
-from benchmarks.shadow_report import replace_section
+from benchmarks.records import replace_section, saved_section, stamped
 
 RULES_JSON = Path("benchmarks/rules_cost.json")
 TITLE = "## Rule evaluation cost (issue 27)"
@@ -47,9 +44,7 @@ def section(record: dict[str, Any]) -> list[str]:
 
 def markdown(path: Path = RULES_JSON) -> str:
     """The section for ``make bench``'s report, if the benchmark has been run."""
-    if not path.is_file():
-        return ""
-    return "\n" + "\n".join(section(json.loads(path.read_text())))
+    return saved_section(path, section)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,18 +58,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RULES_JSON)
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
     args = parser.parse_args(argv)
-    before = os.getloadavg()[0]
-    rows = measure(args.rules, args.batch, args.seconds)
-    record = {
-        "machine": machine(),
-        "load_average": {"before": before, "after": os.getloadavg()[0]},
-        "command": ("python -m benchmarks.rules_report " + " ".join(argv or sys.argv[1:])).strip(),
-        "settings": {"rules": args.rules, "batch": args.batch, "seconds": args.seconds},
-        "rows": rows,
-    }
+    record = stamped(
+        "benchmarks.rules_report",
+        argv,
+        lambda: {
+            "settings": {"rules": args.rules, "batch": args.batch, "seconds": args.seconds},
+            "rows": measure(args.rules, args.batch, args.seconds),
+        },
+    )
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     replace_section(args.markdown, TITLE, section(record))
-    print(table(rows))
+    print(table(record["rows"]))
     print(f"wrote {args.out} and {args.markdown}")
 
 

@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +38,6 @@ from benchmarks.harness import (
     HOST,
     compile_service,
     generator_gc_paused,
-    machine,
     pin,
     request_bodies,
     service_env,
@@ -48,6 +45,7 @@ from benchmarks.harness import (
     unpin,
 )
 from benchmarks.http_client import encode
+from benchmarks.records import add_workspace_arguments, stamped
 from benchmarks.server import free_port, metrics_text
 from benchmarks.shadow_report import ShadowCounters, shadow_counters, table, update_benchmarks
 
@@ -164,11 +162,7 @@ def run(work: Workload) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve-python", type=Path, default=Path(sys.executable))
-    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
-    parser.add_argument("--feature-repo", type=Path, default=Path("feature_repo"))
-    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
-    parser.add_argument("--transactions", type=int, default=6000, help="request templates")
+    add_workspace_arguments(parser)
     parser.add_argument("--seconds", type=float, default=15.0, help="load per run")
     parser.add_argument("--connections", type=int, default=16, help="closed loop")
     parser.add_argument(
@@ -184,15 +178,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> N
         request_bodies(args.data, args.transactions), args.seconds, args.connections,
         tuple(args.rates), state, args.pin,
     )  # fmt: skip
-    load_before = os.getloadavg()[0]
-    record = run(work)
-    command = "python -m benchmarks.shadow_cost " + " ".join(argv or sys.argv[1:])
-    record = {
-        "machine": machine(),
-        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
-        "command": command.strip(),
-        **record,
-    }
+    record = stamped("benchmarks.shadow_cost", argv, lambda: run(work))
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     update_benchmarks(record, args.markdown)
     log(table(record))

@@ -5,13 +5,13 @@ table, and the section written there by the run and kept by ``make bench``'s rep
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.records import replace_section, saved_section
 from training.reporting.markdown import markdown_table
 
 SHADOW_JSON = Path("benchmarks/shadow_cost.json")
@@ -123,21 +123,7 @@ def section(record: dict[str, Any]) -> list[str]:
 
 def markdown(path: Path = SHADOW_JSON) -> str:
     """The section for ``make bench``'s report, if the benchmark has been run."""
-    if not path.is_file():
-        return ""
-    return "\n" + "\n".join(section(json.loads(path.read_text())))
-
-
-def replace_section(path: Path, title: str, lines: list[str]) -> None:
-    """Replace the section ``title`` in ``path`` (up to the next ``## ``), or append it."""
-    text = path.read_text() if path.is_file() else ""
-    if title not in text:
-        path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) if text else "\n".join(lines))
-        return
-    head, rest = text.split(title, 1)
-    following = rest.find("\n## ")
-    tail = rest[following + 1 :] if following >= 0 else ""
-    path.write_text(head + "\n".join(lines) + ("\n" + tail if tail else ""))
+    return saved_section(path, section)
 
 
 def update_benchmarks(record: dict[str, Any], path: Path) -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +37,6 @@ from benchmarks.harness import (
     HOST,
     compile_service,
     generator_gc_paused,
-    machine,
     pin,
     production_env,
     request_bodies,
@@ -48,8 +45,8 @@ from benchmarks.harness import (
     unpin,
     write_rules_file,
 )
+from benchmarks.records import add_workspace_arguments, replace_section, saved_section, stamped
 from benchmarks.server import free_port
-from benchmarks.shadow_report import replace_section
 
 OUT = Path("benchmarks/tail_sources.json")
 TITLE = "## Where the tail comes from: production parts switched off one at a time (issue 28)"
@@ -91,11 +88,16 @@ def variants() -> dict[str, dict[str, str | None]]:
     return {PRODUCTION: {}, **PARTS, ALL_OFF: every}
 
 
+def _state(work: Workload, name: str) -> Path:
+    """The variant's own directory: its logs, audit record and rule file."""
+    return work.state / name.replace(" ", "-")
+
+
 def environment(
     work: Workload, port: int, name: str, overrides: dict[str, str | None], sink_port: int
 ) -> dict[str, str]:
     """``production_env`` for this variant, with ``overrides`` applied (None: unset)."""
-    state = work.state / name.replace(" ", "-")
+    state = _state(work, name)
     rules = write_rules_file(state)
     env = production_env(port, state, work.bundle, rules, sink_port)
     env["FEATURE_REPO"] = str(work.feature_repo)
@@ -144,8 +146,7 @@ def variant(
     """One service with ``overrides``: its unloaded, saturation and open-loop figures."""
     port = free_port()
     env = environment(work, port, name, overrides, sink_port)
-    log = work.state / name.replace(" ", "-") / "app.log"
-    server = start_service(work.python, port, env, {0}, log)
+    server = start_service(work.python, port, env, {0}, _state(work, name) / "app.log")
     pin({1})
     try:
         with generator_gc_paused():
@@ -331,18 +332,12 @@ def section(record: dict[str, Any]) -> list[str]:
 
 def markdown(path: Path = OUT) -> str:
     """The section for ``make bench``'s report, if this benchmark has been run."""
-    if not path.is_file():
-        return ""
-    return "\n" + "\n".join(section(json.loads(path.read_text())))
+    return saved_section(path, section)
 
 
 def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve-python", type=Path, default=Path(sys.executable))
-    parser.add_argument("--bundle", type=Path, default=Path("models/bundle"))
-    parser.add_argument("--feature-repo", type=Path, default=Path("feature_repo"))
-    parser.add_argument("--data", type=Path, default=Path("data/v1/transactions.parquet"))
-    parser.add_argument("--transactions", type=int, default=6000, help="request templates")
+    add_workspace_arguments(parser)
     parser.add_argument("--seconds", type=float, default=8.0, help="per load level")
     parser.add_argument("--unloaded", type=int, default=1000, help="requests one at a time")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.5, 0.75])
@@ -356,15 +351,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> N
         args.seconds, args.unloaded, tuple(args.shares),
         Path(tempfile.mkdtemp(prefix="tail-sources-")),
     )  # fmt: skip
-    load_before = os.getloadavg()[0]
-    record = run(work, args.only)
-    command = "python -m benchmarks.tail_sources " + " ".join(argv or sys.argv[1:])
-    record = {
-        "machine": machine(),
-        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
-        "command": command.strip(),
-        **record,
-    }
+    record = stamped("benchmarks.tail_sources", argv, lambda: run(work, args.only))
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     replace_section(args.markdown, TITLE, section(record))
     log(table(record))

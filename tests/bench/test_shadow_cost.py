@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from app.services.metrics import ServiceMetrics
+from benchmarks.records import replace_section
 from benchmarks.rules_report import TITLE as RULES_TITLE
 from benchmarks.rules_report import section as rules_section
 from benchmarks.shadow_report import (
     TITLE,
     ShadowCounters,
-    replace_section,
     section,
     shadow_counters,
     table,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.core.config import Settings
-from benchmarks.shadow_report import replace_section
+from benchmarks.records import replace_section
 from benchmarks.tail_sources import (
     ALL_OFF,
     PARTS,
