@@ -69,8 +69,8 @@ function outcomeForm(item, key) {
     }
     const tx = encodeURIComponent(item.transaction_id);
     if (await act(`${tx}/outcome`, { outcome: picked.value, note: note.value })) {
+      await load(false); // the list first, so the status never announces a stale one
       statusText.textContent = `Recorded ${picked.value} for ${item.transaction_id}.`;
-      await load(false);
     }
   });
   return form;
